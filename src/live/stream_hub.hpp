@@ -1,0 +1,198 @@
+#pragma once
+/// \file live::StreamHub, Source, Publisher and Subscription: the fan-out core.
+///
+/// One Source per "app/stream". A Source keeps a bounded ring of shared, immutable packets
+/// starting at the oldest retained keyframe (the GOP cache). The publisher appends under the
+/// Source's mutex; each subscriber holds only a cursor into the ring and copies shared
+/// pointers out under the same mutex, so no packet is copied per subscriber. A subscriber that
+/// falls more than `subscriber_max_lag_ms` behind, or whose cursor fell out of the ring, skips
+/// to the newest keyframe (whole GOPs are dropped and counted). Header is free of Asio.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/metrics.hpp"
+#include "base/result.hpp"
+#include "media/packet.hpp"
+
+namespace castmesh::live {
+
+/// "app/stream" — both parts validated by validate_name().
+struct StreamKey {
+  std::string app;
+  std::string stream;
+  std::string str() const { return app + "/" + stream; }
+  auto operator<=>(const StreamKey&) const = default;
+};
+
+/// Accepts 1..128 characters of [A-Za-z0-9_.-], not starting with '.'; refuses everything
+/// else (path traversal, empty, control characters) with Errc::bad_name.
+Status validate_name(std::string_view name);
+
+/// Limits and timings of live sources (config section `live`).
+struct LiveConfig {
+  /// Hard cap of the ring per Source in bytes; also caps one oversized GOP.
+  size_t gop_cache_max_bytes = 32 * 1024 * 1024;
+  /// How many whole GOPs the ring retains behind the newest keyframe (>= 1).
+  uint32_t gop_cache_gops = 2;
+  /// A subscriber further behind the newest packet than this skips to the newest keyframe.
+  uint32_t subscriber_max_lag_ms = 3000;
+  /// Source without publisher and subscribers is removed after this many ms.
+  uint32_t idle_timeout_ms = 10000;
+  /// Outgoing RTMP chunk size used to pre-serialize RTMP output (RTMP spec 5.4.1).
+  uint32_t rtmp_out_chunk_size = 60000;
+};
+
+/// Snapshot of one stream for the HTTP API.
+struct StreamStats {
+  StreamKey key;
+  bool publishing = false;
+  std::string publisher_protocol;  ///< "rtmp"
+  std::string publisher_remote;    ///< "ip:port"
+  std::string video_codec;         ///< "H264", "HEVC" or ""
+  std::string audio_codec;         ///< "AAC", "MP3" or ""
+  uint32_t width = 0, height = 0;
+  double fps = 0;                  ///< measured from video timestamps over the last GOPs
+  uint32_t bitrate_kbps = 0;       ///< payload bitrate over the last ~5 s, kbit/s
+  uint32_t audio_sample_rate = 0;
+  uint32_t audio_channels = 0;
+  int64_t uptime_ms = 0;           ///< since this publish started
+  uint64_t bytes_in = 0;
+  uint64_t subscribers[Metrics::kProtos] = {};
+  uint64_t dropped_gops = 0;
+};
+
+/// Receives every packet of a Source synchronously on the publisher's thread (HLS segmenter,
+/// recorders). Must not block for long; exceptions are not allowed.
+class SourceObserver {
+ public:
+  virtual ~SourceObserver() = default;
+  /// A publisher started. `republish` is true when the Source had a previous publisher.
+  virtual void on_publish(bool republish) = 0;
+  virtual void on_packet(const media::PacketPtr& pkt) = 0;
+  /// The publisher stopped (disconnect or unpublish).
+  virtual void on_unpublish() = 0;
+  /// The Source is being removed (idle) or the hub stops; release resources.
+  virtual void on_close() {}
+};
+
+class Source;
+
+/// Handle owned by the publishing session. Destroying it (or calling unpublish) releases the
+/// stream key; subscribers stay attached and wait for the next publisher.
+class Publisher {
+ public:
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  /// Appends one packet (any thread, but one thread at a time). Timestamps are rebased so
+  /// they continue monotonically after a republish. Returns the packet as stored.
+  void push(media::PacketType type, uint32_t timestamp_ms, Bytes payload);
+  void unpublish();
+  const StreamKey& key() const noexcept;
+
+ private:
+  friend class StreamHub;
+  explicit Publisher(std::shared_ptr<Source> src) : src_(std::move(src)) {}
+  std::shared_ptr<Source> src_;
+};
+
+/// A subscriber's cursor. Owned by the playing session; destroying it unsubscribes.
+class Subscription {
+ public:
+  enum class ReadStatus {
+    ok,     ///< packets were appended
+    wait,   ///< nothing new; the waker will be called once when there is
+    ended,  ///< the Source is gone (hub stopping or removed); stop playing
+  };
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  /// Appends packets not yet seen, in order, to `out`. The first read yields metadata,
+  /// sequence headers and the GOP cache from the newest keyframe; later reads continue from
+  /// the cursor. When lagging (see LiveConfig) it first skips to the newest keyframe,
+  /// re-sending metadata and sequence headers. `max_bytes` bounds the payload appended.
+  /// On `wait` the waker is armed and called once from the publisher's thread.
+  ReadStatus read(std::vector<media::PacketPtr>& out, size_t max_bytes = 4 * 1024 * 1024);
+
+  /// Sets the callback run (on the publisher's thread, under no lock) when data arrives
+  /// after a `wait`. It must be cheap and thread-safe, e.g. an asio::post to the reader.
+  void set_waker(std::function<void()> waker);
+
+  /// GOP skips of this subscriber.
+  uint64_t dropped_gops() const noexcept { return dropped_gops_; }
+  const StreamKey& key() const noexcept;
+  /// True while the Source has a live publisher.
+  bool publishing() const;
+
+ private:
+  friend class StreamHub;
+  friend class Source;
+  Subscription(std::shared_ptr<Source> src, Proto proto) : src_(std::move(src)), proto_(proto) {}
+  std::shared_ptr<Source> src_;
+  Proto proto_;
+  uint64_t cursor_ = 0;          // next sequence number to read
+  bool started_ = false;
+  uint64_t seen_epoch_ = 0;      // publish epoch whose headers were sent
+  uint64_t dropped_gops_ = 0;
+  std::function<void()> waker_;
+  bool armed_ = false;           // guarded by the Source's mutex
+};
+
+/// The registry of Sources. Thread-safe.
+class StreamHub {
+ public:
+  StreamHub(const LiveConfig& cfg, Metrics& metrics);
+  ~StreamHub();
+
+  /// Claims `key` for a new publisher. Errors: Errc::bad_name, Errc::already_publishing.
+  Result<std::unique_ptr<Publisher>> publish(const StreamKey& key, Proto proto, std::string remote);
+
+  /// Subscribes to `key`. When no publisher is live: with `wait_for_publisher` the
+  /// subscription is created and waits (RTMP play semantics), otherwise Errc::not_found.
+  Result<std::unique_ptr<Subscription>> subscribe(const StreamKey& key, Proto proto,
+                                                  bool wait_for_publisher);
+
+  /// Creates the observers attached to every new Source (called under no hub lock).
+  using ObserverFactory = std::function<std::unique_ptr<SourceObserver>(const StreamKey&)>;
+  void add_observer_factory(ObserverFactory f);
+
+  /// Stream events for other services (cluster registry later). Called on the publisher's
+  /// thread. kind: "publish" | "unpublish".
+  using EventListener = std::function<void(std::string_view kind, const StreamKey&)>;
+  void add_event_listener(EventListener f);
+
+  std::vector<StreamStats> list() const;
+  std::optional<StreamStats> stats(const StreamKey& key) const;
+  size_t publishing_count() const;
+
+  /// Removes Sources idle longer than idle_timeout_ms. Call periodically (app does, 1 s).
+  void sweep();
+  /// Ends every subscription (read() returns ended) and drops all Sources.
+  void stop();
+
+  const LiveConfig& config() const noexcept { return cfg_; }
+
+ private:
+  friend class Source;
+  void on_publish_event(std::string_view kind, const StreamKey& key);
+
+  LiveConfig cfg_;
+  Metrics& metrics_;
+  mutable std::mutex mu_;
+  std::map<StreamKey, std::shared_ptr<Source>> sources_;
+  std::vector<ObserverFactory> observer_factories_;
+  std::vector<EventListener> listeners_;
+  bool stopped_ = false;
+};
+
+}  // namespace castmesh::live
