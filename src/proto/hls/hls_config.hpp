@@ -1,0 +1,28 @@
+#pragma once
+/// \file HLS settings (config section `hls`).
+
+#include <cstdint>
+#include <string>
+
+namespace castmesh::hls {
+
+enum class StoreKind { memory, file };
+
+struct HlsConfig {
+  bool enabled = true;
+  StoreKind store = StoreKind::memory;
+  /// Directory of the `file` store; one sub-directory per app/stream.
+  std::string dir = "data/hls";
+  /// Set when several nodes share `dir` (valid only with store `file`).
+  bool shared_storage = false;
+  /// Segments are cut on the first keyframe at or after this duration, seconds.
+  uint32_t target_duration_secs = 2;
+  /// Segments listed in the live playlist.
+  uint32_t window = 6;
+  /// Playlist and segments are removed this long after the publisher stops, seconds.
+  uint32_t cleanup_grace_secs = 30;
+  /// Hard cap of one segment, bytes (a GOP-less stream is cut here).
+  uint32_t max_segment_bytes = 32 * 1024 * 1024;
+};
+
+}  // namespace castmesh::hls
