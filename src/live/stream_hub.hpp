@@ -93,9 +93,11 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  /// Appends one packet (any thread, but one thread at a time). Timestamps are rebased so
-  /// they continue monotonically after a republish. Returns the packet as stored.
-  void push(media::PacketType type, uint32_t timestamp_ms, Bytes payload);
+  /// Appends one message (any thread, but one thread at a time). `timestamp_ms` is the
+  /// publisher's timestamp; it is rebased so output timestamps continue monotonically after a
+  /// republish. `payload` is the FLV tag body / RTMP message payload. Returns false when the
+  /// payload is too short for its codec (dropped; the caller may count a protocol error).
+  bool push(media::PacketType type, uint32_t timestamp_ms, Bytes payload);
   void unpublish();
   const StreamKey& key() const noexcept;
 

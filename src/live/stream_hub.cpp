@@ -1,0 +1,620 @@
+#include "live/stream_hub.hpp"
+
+#include <algorithm>
+#include <deque>
+
+#include "base/clock.hpp"
+#include "base/log.hpp"
+#include "media/codec/aac.hpp"
+#include "media/codec/h264.hpp"
+
+namespace castmesh::live {
+
+Status validate_name(std::string_view name) {
+  if (name.empty()) return Error{Errc::bad_name, "empty name"};
+  if (name.size() > 128) return Error{Errc::bad_name, "name longer than 128 characters"};
+  if (name.front() == '.') return Error{Errc::bad_name, "name starts with '.'"};
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) return Error{Errc::bad_name, "name contains a character outside [A-Za-z0-9_.-]"};
+  }
+  return ok_status();
+}
+
+namespace {
+/// Per-second buckets for bitrate and frame-rate estimates over the last few seconds.
+class RateWindow {
+ public:
+  static constexpr int kBuckets = 6;
+  void add(int64_t now_ms, uint64_t bytes, uint32_t frames) {
+    const int64_t sec = now_ms / 1000;
+    auto& b = buckets_[sec % kBuckets];
+    if (b.sec != sec) b = {sec, 0, 0};
+    b.bytes += bytes;
+    b.frames += frames;
+  }
+  /// Averages over the complete seconds in the window (the current second is partial).
+  void rates(int64_t now_ms, double& bytes_per_s, double& frames_per_s) const {
+    const int64_t sec = now_ms / 1000;
+    uint64_t bytes = 0, frames = 0;
+    int n = 0;
+    for (const auto& b : buckets_) {
+      if (b.sec < sec && b.sec >= sec - (kBuckets - 1)) {
+        bytes += b.bytes;
+        frames += b.frames;
+        ++n;
+      }
+    }
+    bytes_per_s = n ? double(bytes) / n : 0;
+    frames_per_s = n ? double(frames) / n : 0;
+  }
+
+ private:
+  struct Bucket {
+    int64_t sec = -1;
+    uint64_t bytes = 0;
+    uint32_t frames = 0;
+  };
+  Bucket buckets_[kBuckets];
+};
+}  // namespace
+
+/// One stream: publisher state, the GOP ring and the subscriber list. All fields below `mu_`
+/// are guarded by it; observers are called under `obs_mu_` on the publisher's thread.
+class Source : public std::enable_shared_from_this<Source> {
+ public:
+  Source(StreamHub& hub, StreamKey key, std::vector<std::unique_ptr<SourceObserver>> observers)
+      : hub_(hub), cfg_(hub.cfg_), metrics_(hub.metrics_), key_(std::move(key)),
+        observers_(std::move(observers)), idle_since_ms_(mono_ms()) {}
+
+  const StreamKey& key() const { return key_; }
+
+  // ---- publisher side ----------------------------------------------------------------------
+
+  bool begin_publish(Proto proto, std::string remote) {
+    bool republish = false;
+    {
+      std::lock_guard lk(mu_);
+      if (publishing_ || closed_) return false;
+      publishing_ = true;
+      republish = epoch_ > 0;
+      ++epoch_;
+      publisher_proto_ = proto;
+      publisher_remote_ = std::move(remote);
+      publish_started_ms_ = mono_ms();
+      bytes_in_ = 0;
+      metadata_.reset();
+      video_sh_.reset();
+      audio_sh_.reset();
+      video_info_ = {};
+      audio_info_ = {};
+      has_video_ = false;
+      first_raw_ts_.reset();
+      // Packets of the previous publish are stale: subscribers resync on the new epoch.
+      base_seq_ += ring_.size();
+      ring_.clear();
+      keyframes_.clear();
+      ring_bytes_ = 0;
+      // Continue after the last output timestamp so players never see time go backwards.
+      ts_offset_ = republish ? last_out_ts_ + 40 : 0;
+    }
+    metrics_.streams.fetch_add(1, std::memory_order_relaxed);
+    metrics_.publishes_total.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard ol(obs_mu_);
+      for (auto& o : observers_) o->on_publish(republish);
+    }
+    hub_.on_publish_event("publish", key_);
+    return true;
+  }
+
+  void end_publish() {
+    {
+      std::lock_guard lk(mu_);
+      if (!publishing_) return;
+      publishing_ = false;
+      idle_since_ms_ = mono_ms();
+      wake_all_locked();
+    }
+    metrics_.streams.fetch_sub(1, std::memory_order_relaxed);
+    {
+      std::lock_guard ol(obs_mu_);
+      for (auto& o : observers_) o->on_unpublish();
+    }
+    hub_.on_publish_event("unpublish", key_);
+  }
+
+  bool push(media::PacketType type, uint32_t raw_ts, Bytes payload) {
+    const size_t size = payload.size();
+    // Rebase: out = offset + (raw - first_raw), computed without unsigned wrap surprises.
+    if (!first_raw_ts_) first_raw_ts_ = raw_ts;
+    int64_t rel = int64_t(raw_ts) - int64_t(*first_raw_ts_);
+    if (rel < 0) rel = 0;
+    const uint32_t out_ts = static_cast<uint32_t>(int64_t(ts_offset_) + rel);
+    auto pkt = media::make_packet(type, out_ts, std::move(payload));
+    if (!pkt) return false;
+
+    const int64_t now = mono_ms();
+    {
+      std::lock_guard lk(mu_);
+      if (!publishing_ || closed_) return false;
+      bytes_in_ += size;
+      rate_.add(now, size, pkt->is_video() && !pkt->sequence_header ? 1 : 0);
+      if (out_ts > last_out_ts_) last_out_ts_ = out_ts;
+      if (pkt->sequence_header) {
+        if (pkt->is_video()) {
+          video_sh_ = pkt;
+          update_video_info_locked(*pkt);
+        } else {
+          audio_sh_ = pkt;
+          update_audio_info_locked(*pkt);
+        }
+      } else if (pkt->is_data()) {
+        metadata_ = pkt;
+      }
+      if (pkt->is_video()) has_video_ = true;
+      append_locked(pkt);
+      wake_armed_locked();
+    }
+    {
+      std::lock_guard ol(obs_mu_);
+      for (auto& o : observers_) o->on_packet(pkt);
+    }
+    return true;
+  }
+
+  // ---- subscriber side ---------------------------------------------------------------------
+
+  void attach(Subscription* s) {
+    std::lock_guard lk(mu_);
+    subs_.push_back(s);
+    ++sub_counts_[Metrics::idx(s->proto_)];
+  }
+
+  void detach(Subscription* s) {
+    std::lock_guard lk(mu_);
+    if (auto it = std::find(subs_.begin(), subs_.end(), s); it != subs_.end()) {
+      *it = subs_.back();
+      subs_.pop_back();
+      --sub_counts_[Metrics::idx(s->proto_)];
+    }
+    if (s->armed_) {
+      if (auto it = std::find(armed_.begin(), armed_.end(), s); it != armed_.end()) {
+        *it = armed_.back();
+        armed_.pop_back();
+      }
+      s->armed_ = false;
+    }
+    dropped_gops_ += s->dropped_gops_;
+    if (subs_.empty() && !publishing_) idle_since_ms_ = mono_ms();
+  }
+
+  Subscription::ReadStatus read(Subscription& s, std::vector<media::PacketPtr>& out, size_t max_bytes) {
+    std::lock_guard lk(mu_);
+    if (closed_) return Subscription::ReadStatus::ended;
+    const size_t initial = out.size();
+    const uint64_t head = base_seq_ + ring_.size();
+    bool resync = false;
+    if (!s.started_ || s.seen_epoch_ != epoch_) {
+      // First read, or a new publish began since the last one: start at the newest keyframe.
+      if (!publishing_ && ring_.empty()) return arm_locked(s);
+      resync = true;
+    } else if (s.cursor_ < base_seq_) {
+      resync = true;  // fell out of the ring
+      ++s.dropped_gops_;
+      metrics_.dropped_gops_total.fetch_add(1, std::memory_order_relaxed);
+    } else if (!keyframes_.empty() && s.cursor_ < keyframes_.back() && s.cursor_ < head) {
+      const auto& cur = ring_[s.cursor_ - base_seq_];
+      if (last_out_ts_ > cur->dts_ms && last_out_ts_ - cur->dts_ms > cfg_.subscriber_max_lag_ms) {
+        // Too far behind: drop the GOPs between the cursor and the newest keyframe.
+        // GOPs skipped: those starting in [cursor, newest keyframe), plus the partial one the
+        // cursor is in.
+        auto skipped = std::count_if(keyframes_.begin(), keyframes_.end(), [&](uint64_t k) {
+          return k >= s.cursor_ && k < keyframes_.back();
+        });
+        if (!cur->keyframe) ++skipped;
+        s.dropped_gops_ += static_cast<uint64_t>(skipped);
+        metrics_.dropped_gops_total.fetch_add(static_cast<uint64_t>(skipped), std::memory_order_relaxed);
+        resync = true;
+      }
+    }
+    if (resync) {
+      if (!publishing_ && ring_.empty()) return arm_locked(s);
+      if (metadata_) out.push_back(metadata_);
+      if (video_sh_) out.push_back(video_sh_);
+      if (audio_sh_) out.push_back(audio_sh_);
+      s.cursor_ = start_seq_locked();
+      s.started_ = true;
+      s.seen_epoch_ = epoch_;
+    }
+    size_t bytes = 0;
+    while (s.cursor_ < head && bytes < max_bytes) {
+      const auto& p = ring_[s.cursor_ - base_seq_];
+      ++s.cursor_;
+      // Headers already sent by the resync above are skipped when met again in the ring.
+      if (resync && (p == video_sh_ || p == audio_sh_ || p == metadata_)) continue;
+      bytes += p->payload.size();
+      out.push_back(p);
+    }
+    if (out.size() == initial) return arm_locked(s);
+    return Subscription::ReadStatus::ok;
+  }
+
+  void set_waker(Subscription& s, std::function<void()> w) {
+    std::lock_guard lk(mu_);
+    s.waker_ = std::move(w);
+  }
+
+  bool publishing() const {
+    std::lock_guard lk(mu_);
+    return publishing_;
+  }
+
+  // ---- hub side ----------------------------------------------------------------------------
+
+  /// True when the Source has neither publisher nor subscribers and has been idle long enough.
+  bool idle_expired(int64_t now) const {
+    std::lock_guard lk(mu_);
+    return !publishing_ && subs_.empty() && now - idle_since_ms_ >= int64_t(cfg_.idle_timeout_ms);
+  }
+
+  void close() {
+    {
+      std::lock_guard lk(mu_);
+      if (closed_) return;
+      closed_ = true;
+      ring_.clear();
+      keyframes_.clear();
+      ring_bytes_ = 0;
+      wake_all_locked();
+    }
+    std::lock_guard ol(obs_mu_);
+    for (auto& o : observers_) o->on_close();
+  }
+
+  StreamStats stats() const {
+    std::lock_guard lk(mu_);
+    StreamStats st;
+    st.key = key_;
+    st.publishing = publishing_;
+    if (publishing_) {
+      st.publisher_protocol = proto_name(publisher_proto_);
+      st.publisher_remote = publisher_remote_;
+      st.uptime_ms = mono_ms() - publish_started_ms_;
+    }
+    st.video_codec = video_info_.codec;
+    st.width = video_info_.width;
+    st.height = video_info_.height;
+    st.audio_codec = audio_info_.codec;
+    st.audio_sample_rate = audio_info_.sample_rate;
+    st.audio_channels = audio_info_.channels;
+    double bps = 0, fps = 0;
+    rate_.rates(mono_ms(), bps, fps);
+    if (publishing_) {
+      st.bitrate_kbps = static_cast<uint32_t>(bps * 8 / 1000 + 0.5);
+      st.fps = fps > 0 ? fps : video_info_.sps_fps;
+    }
+    st.bytes_in = bytes_in_;
+    for (size_t i = 0; i < Metrics::kProtos; ++i) st.subscribers[i] = sub_counts_[i];
+    uint64_t dropped = dropped_gops_;
+    for (const auto* s : subs_) dropped += s->dropped_gops_;
+    st.dropped_gops = dropped;
+    return st;
+  }
+
+ private:
+  struct VideoInfo {
+    std::string codec;
+    uint32_t width = 0, height = 0;
+    double sps_fps = 0;
+  };
+  struct AudioInfo {
+    std::string codec;
+    uint32_t sample_rate = 0, channels = 0;
+  };
+
+  void update_video_info_locked(const media::MediaPacket& p) {
+    video_info_.codec = p.video_codec == media::VideoCodec::h264   ? "H264"
+                        : p.video_codec == media::VideoCodec::hevc ? "HEVC"
+                                                                   : "";
+    if (p.video_codec != media::VideoCodec::h264 || p.payload.size() <= 5) return;
+    auto cfg = media::h264::parse_decoder_config(ByteView(p.payload).subspan(5));
+    if (!cfg || cfg->sps.empty()) return;
+    auto sps = media::h264::parse_sps(cfg->sps.front());
+    if (!sps) return;
+    video_info_.width = sps->width;
+    video_info_.height = sps->height;
+    video_info_.sps_fps = sps->fps;
+  }
+
+  void update_audio_info_locked(const media::MediaPacket& p) {
+    audio_info_.codec = p.audio_codec == media::AudioCodec::aac ? "AAC"
+                        : p.audio_codec == media::AudioCodec::mp3 ? "MP3"
+                                                                  : "";
+    if (p.audio_codec != media::AudioCodec::aac || p.payload.size() <= 2) return;
+    auto asc = media::aac::parse_asc(ByteView(p.payload).subspan(2));
+    if (!asc) return;
+    audio_info_.sample_rate = asc->sample_rate;
+    audio_info_.channels = asc->channels;
+  }
+
+  uint64_t start_seq_locked() const {
+    if (!keyframes_.empty()) return keyframes_.back();
+    // No keyframe retained: audio-only streams start at the ring (already trimmed to the lag
+    // limit); a video stream without a keyframe yet starts at the head.
+    return has_video_ ? base_seq_ + ring_.size() : base_seq_;
+  }
+
+  void append_locked(const media::PacketPtr& pkt) {
+    const uint64_t seq = base_seq_ + ring_.size();
+    ring_.push_back(pkt);
+    ring_bytes_ += pkt->payload.size();
+    if (pkt->keyframe) {
+      keyframes_.push_back(seq);
+      // Keep `gop_cache_gops` whole GOPs: drop everything before the oldest retained keyframe.
+      while (keyframes_.size() > std::max<uint32_t>(1, cfg_.gop_cache_gops)) keyframes_.pop_front();
+      drop_front_until_locked(keyframes_.front());
+    }
+    if (!has_video_) {
+      // Audio-only: retain just the lag window.
+      while (!ring_.empty() && pkt->dts_ms > ring_.front()->dts_ms &&
+             pkt->dts_ms - ring_.front()->dts_ms > cfg_.subscriber_max_lag_ms)
+        pop_front_locked();
+    }
+    // Hard byte cap, even inside one oversized GOP.
+    while (ring_bytes_ > cfg_.gop_cache_max_bytes && ring_.size() > 1) pop_front_locked();
+  }
+
+  void drop_front_until_locked(uint64_t seq) {
+    while (base_seq_ < seq && !ring_.empty()) pop_front_locked();
+  }
+
+  void pop_front_locked() {
+    ring_bytes_ -= ring_.front()->payload.size();
+    ring_.pop_front();
+    ++base_seq_;
+    while (!keyframes_.empty() && keyframes_.front() < base_seq_) keyframes_.pop_front();
+  }
+
+  Subscription::ReadStatus arm_locked(Subscription& s) {
+    if (!s.armed_) {
+      s.armed_ = true;
+      armed_.push_back(&s);
+    }
+    return Subscription::ReadStatus::wait;
+  }
+
+  // Wakers are called under mu_: they are cheap posts, and holding the lock guarantees the
+  // Subscription (which detaches under mu_) is alive.
+  void wake_armed_locked() {
+    for (Subscription* s : armed_) {
+      s->armed_ = false;
+      if (s->waker_) s->waker_();
+    }
+    armed_.clear();
+  }
+
+  void wake_all_locked() { wake_armed_locked(); }
+
+  StreamHub& hub_;
+  const LiveConfig& cfg_;
+  Metrics& metrics_;
+  const StreamKey key_;
+
+  std::mutex obs_mu_;
+  std::vector<std::unique_ptr<SourceObserver>> observers_;
+
+  mutable std::mutex mu_;
+  bool publishing_ = false;
+  bool closed_ = false;
+  uint64_t epoch_ = 0;
+  Proto publisher_proto_ = Proto::rtmp;
+  std::string publisher_remote_;
+  int64_t publish_started_ms_ = 0;
+  int64_t idle_since_ms_;
+  uint64_t bytes_in_ = 0;
+  RateWindow rate_;
+  VideoInfo video_info_;
+  AudioInfo audio_info_;
+  bool has_video_ = false;
+
+  std::optional<uint32_t> first_raw_ts_;  // publisher thread only
+  uint32_t ts_offset_ = 0;
+  uint32_t last_out_ts_ = 0;
+
+  media::PacketPtr metadata_, video_sh_, audio_sh_;
+  std::deque<media::PacketPtr> ring_;  // sequence numbers base_seq_ .. base_seq_ + size - 1
+  uint64_t base_seq_ = 0;
+  size_t ring_bytes_ = 0;
+  std::deque<uint64_t> keyframes_;  // sequence numbers of retained keyframes, ascending
+
+  std::vector<Subscription*> subs_;
+  std::vector<Subscription*> armed_;
+  uint64_t sub_counts_[Metrics::kProtos] = {};
+  uint64_t dropped_gops_ = 0;  // of subscribers that left
+};
+
+// ---- Publisher -------------------------------------------------------------------------------
+
+Publisher::~Publisher() { unpublish(); }
+
+bool Publisher::push(media::PacketType type, uint32_t timestamp_ms, Bytes payload) {
+  return src_ && src_->push(type, timestamp_ms, std::move(payload));
+}
+
+void Publisher::unpublish() {
+  if (src_) {
+    src_->end_publish();
+    src_.reset();
+  }
+}
+
+const StreamKey& Publisher::key() const noexcept {
+  static const StreamKey kNone;  // immutable placeholder after unpublish
+  return src_ ? src_->key() : kNone;
+}
+
+// ---- Subscription ----------------------------------------------------------------------------
+
+Subscription::~Subscription() {
+  if (src_) src_->detach(this);
+}
+
+Subscription::ReadStatus Subscription::read(std::vector<media::PacketPtr>& out, size_t max_bytes) {
+  return src_->read(*this, out, max_bytes);
+}
+
+void Subscription::set_waker(std::function<void()> waker) { src_->set_waker(*this, std::move(waker)); }
+
+const StreamKey& Subscription::key() const noexcept { return src_->key(); }
+
+bool Subscription::publishing() const { return src_->publishing(); }
+
+// ---- StreamHub -------------------------------------------------------------------------------
+
+StreamHub::StreamHub(const LiveConfig& cfg, Metrics& metrics) : cfg_(cfg), metrics_(metrics) {}
+
+StreamHub::~StreamHub() { stop(); }
+
+Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& key, Proto proto, std::string remote) {
+  if (auto st = validate_name(key.app); !st) return st.error();
+  if (auto st = validate_name(key.stream); !st) return st.error();
+  std::shared_ptr<Source> src;
+  std::vector<ObserverFactory> factories;
+  {
+    std::lock_guard lk(mu_);
+    if (stopped_) return Error{Errc::closed, "server is stopping"};
+    auto it = sources_.find(key);
+    if (it != sources_.end()) src = it->second;
+    else factories = observer_factories_;
+  }
+  if (!src) {
+    std::vector<std::unique_ptr<SourceObserver>> observers;
+    for (auto& f : factories)
+      if (auto o = f(key)) observers.push_back(std::move(o));
+    auto fresh = std::make_shared<Source>(*this, key, std::move(observers));
+    std::lock_guard lk(mu_);
+    auto [it, inserted] = sources_.emplace(key, fresh);
+    src = it->second;  // another thread may have created it meanwhile
+  }
+  if (!src->begin_publish(proto, std::move(remote))) {
+    metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
+    return Error{Errc::already_publishing, key.str() + " is already being published"};
+  }
+  return std::unique_ptr<Publisher>(new Publisher(std::move(src)));
+}
+
+Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key, Proto proto,
+                                                           bool wait_for_publisher) {
+  if (auto st = validate_name(key.app); !st) return st.error();
+  if (auto st = validate_name(key.stream); !st) return st.error();
+  std::shared_ptr<Source> src;
+  std::vector<ObserverFactory> factories;
+  {
+    std::lock_guard lk(mu_);
+    if (stopped_) return Error{Errc::closed, "server is stopping"};
+    auto it = sources_.find(key);
+    if (it != sources_.end()) src = it->second;
+    else if (!wait_for_publisher) return Error{Errc::not_found, key.str() + " is not being published"};
+    else factories = observer_factories_;
+  }
+  if (src && !wait_for_publisher && !src->publishing())
+    return Error{Errc::not_found, key.str() + " is not being published"};
+  if (!src) {
+    std::vector<std::unique_ptr<SourceObserver>> observers;
+    for (auto& f : factories)
+      if (auto o = f(key)) observers.push_back(std::move(o));
+    auto fresh = std::make_shared<Source>(*this, key, std::move(observers));
+    std::lock_guard lk(mu_);
+    auto [it, inserted] = sources_.emplace(key, fresh);
+    src = it->second;
+  }
+  std::unique_ptr<Subscription> sub(new Subscription(src, proto));
+  src->attach(sub.get());
+  return sub;
+}
+
+void StreamHub::add_observer_factory(ObserverFactory f) {
+  std::lock_guard lk(mu_);
+  observer_factories_.push_back(std::move(f));
+}
+
+void StreamHub::add_event_listener(EventListener f) {
+  std::lock_guard lk(mu_);
+  listeners_.push_back(std::move(f));
+}
+
+void StreamHub::on_publish_event(std::string_view kind, const StreamKey& key) {
+  std::vector<EventListener> ls;
+  {
+    std::lock_guard lk(mu_);
+    ls = listeners_;
+  }
+  for (auto& l : ls) l(kind, key);
+}
+
+std::vector<StreamStats> StreamHub::list() const {
+  std::vector<std::shared_ptr<Source>> srcs;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [k, s] : sources_) srcs.push_back(s);
+  }
+  std::vector<StreamStats> out;
+  for (auto& s : srcs) {
+    auto st = s->stats();
+    if (st.publishing) out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::optional<StreamStats> StreamHub::stats(const StreamKey& key) const {
+  std::shared_ptr<Source> src;
+  {
+    std::lock_guard lk(mu_);
+    auto it = sources_.find(key);
+    if (it == sources_.end()) return std::nullopt;
+    src = it->second;
+  }
+  auto st = src->stats();
+  if (!st.publishing) return std::nullopt;
+  return st;
+}
+
+size_t StreamHub::publishing_count() const {
+  std::vector<std::shared_ptr<Source>> srcs;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [k, s] : sources_) srcs.push_back(s);
+  }
+  return static_cast<size_t>(std::count_if(srcs.begin(), srcs.end(), [](auto& s) { return s->publishing(); }));
+}
+
+void StreamHub::sweep() {
+  const int64_t now = mono_ms();
+  std::vector<std::shared_ptr<Source>> expired;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = sources_.begin(); it != sources_.end();) {
+      if (it->second->idle_expired(now)) {
+        expired.push_back(it->second);
+        it = sources_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : expired) s->close();
+}
+
+void StreamHub::stop() {
+  std::map<StreamKey, std::shared_ptr<Source>> all;
+  {
+    std::lock_guard lk(mu_);
+    stopped_ = true;
+    all.swap(sources_);
+  }
+  for (auto& [k, s] : all) s->close();
+}
+
+}  // namespace castmesh::live

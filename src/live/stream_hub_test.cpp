@@ -1,0 +1,237 @@
+#include "live/stream_hub.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace castmesh::live {
+namespace {
+
+using media::PacketPtr;
+using media::PacketType;
+
+Bytes video(bool key, size_t n = 100, uint8_t pkt_type = 1) {
+  Bytes b(5 + n, 0xAB);
+  b[0] = key ? 0x17 : 0x27;
+  b[1] = pkt_type;
+  b[2] = b[3] = b[4] = 0;
+  return b;
+}
+Bytes audio(size_t n = 20, uint8_t pkt_type = 1) {
+  Bytes b(2 + n, 0xCD);
+  b[0] = 0xAF;
+  b[1] = pkt_type;
+  return b;
+}
+
+struct HubTest : ::testing::Test {
+  LiveConfig cfg;
+  Metrics metrics;
+  std::unique_ptr<StreamHub> hub;
+  StreamKey key{"live", "test"};
+  void SetUp() override { hub = std::make_unique<StreamHub>(cfg, metrics); }
+
+  std::unique_ptr<Publisher> publish() {
+    auto r = hub->publish(key, Proto::rtmp, "127.0.0.1:1");
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? std::move(r.value()) : nullptr;
+  }
+  std::unique_ptr<Subscription> subscribe(bool wait = true) {
+    auto r = hub->subscribe(key, Proto::httpflv, wait);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? std::move(r.value()) : nullptr;
+  }
+};
+
+TEST(ValidateName, AcceptsAndRefuses) {
+  EXPECT_TRUE(validate_name("live").ok());
+  EXPECT_TRUE(validate_name("cam_1-a.b").ok());
+  EXPECT_EQ(validate_name("").code(), Errc::bad_name);
+  EXPECT_EQ(validate_name("..").code(), Errc::bad_name);
+  EXPECT_EQ(validate_name("../x").code(), Errc::bad_name);
+  EXPECT_EQ(validate_name("a/b").code(), Errc::bad_name);
+  EXPECT_EQ(validate_name(std::string(4096, 'a')).code(), Errc::bad_name);
+  EXPECT_EQ(validate_name(std::string("a\0b", 3)).code(), Errc::bad_name);
+}
+
+TEST_F(HubTest, SecondPublisherIsRefused) {
+  auto p1 = publish();
+  auto r = hub->publish(key, Proto::rtmp, "127.0.0.1:2");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), Errc::already_publishing);
+  EXPECT_EQ(metrics.publish_rejected_total.load(), 1u);
+  EXPECT_EQ(hub->publishing_count(), 1u);
+  p1.reset();
+  EXPECT_EQ(hub->publishing_count(), 0u);
+  EXPECT_TRUE(hub->publish(key, Proto::rtmp, "127.0.0.1:3").ok());
+}
+
+TEST_F(HubTest, SubscribeWithoutPublisher) {
+  auto r = hub->subscribe(key, Proto::httpflv, false);
+  EXPECT_EQ(r.code(), Errc::not_found);
+  auto sub = subscribe(true);
+  std::atomic<int> wakes{0};
+  sub->set_waker([&] { ++wakes; });
+  std::vector<PacketPtr> out;
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::wait);
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));  // sequence header
+  EXPECT_EQ(wakes.load(), 1);
+  pub->push(PacketType::video, 0, video(true));
+  EXPECT_EQ(wakes.load(), 1) << "waker fires once per arm";
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out[0]->sequence_header);
+  EXPECT_TRUE(out[1]->keyframe);
+}
+
+TEST_F(HubTest, LateSubscriberStartsAtNewestKeyframeWithHeaders) {
+  auto pub = publish();
+  pub->push(PacketType::data, 0, Bytes{2, 0, 10, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'});
+  pub->push(PacketType::video, 0, video(true, 10, 0));
+  pub->push(PacketType::audio, 0, audio(2, 0));
+  for (int g = 0; g < 3; ++g) {
+    pub->push(PacketType::video, g * 1000, video(true));
+    for (int i = 1; i < 30; ++i) {
+      pub->push(PacketType::video, g * 1000 + i * 33, video(false));
+      pub->push(PacketType::audio, g * 1000 + i * 33, audio());
+    }
+  }
+  auto sub = subscribe();
+  std::vector<PacketPtr> out;
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_GE(out.size(), 4u);
+  EXPECT_TRUE(out[0]->is_data());
+  EXPECT_TRUE(out[1]->is_video() && out[1]->sequence_header);
+  EXPECT_TRUE(out[2]->is_audio() && out[2]->sequence_header);
+  EXPECT_TRUE(out[3]->keyframe);
+  EXPECT_EQ(out[3]->dts_ms, 2000u);
+  EXPECT_EQ(out.size(), 3u + 1 + 29 * 2);
+  out.clear();
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::wait);
+}
+
+TEST_F(HubTest, SlowSubscriberDropsWholeGops) {
+  cfg.subscriber_max_lag_ms = 1500;
+  cfg.gop_cache_gops = 10;
+  hub = std::make_unique<StreamHub>(cfg, metrics);
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));
+  auto sub = subscribe();
+  std::vector<PacketPtr> out;
+  pub->push(PacketType::video, 0, video(true));
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  out.clear();
+  // Five more GOPs of one second each while the subscriber does not read.
+  for (int g = 1; g <= 5; ++g) {
+    pub->push(PacketType::video, g * 1000, video(true));
+    for (int i = 1; i < 10; ++i) pub->push(PacketType::video, g * 1000 + i * 100, video(false));
+  }
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_GE(out.size(), 2u);
+  EXPECT_TRUE(out[0]->sequence_header) << "headers are re-sent after a skip";
+  EXPECT_TRUE(out[1]->keyframe);
+  EXPECT_EQ(out[1]->dts_ms, 5000u) << "resumes on the newest keyframe";
+  EXPECT_EQ(sub->dropped_gops(), 4u) << "GOPs 1-4 were skipped";
+  EXPECT_EQ(metrics.dropped_gops_total.load(), 4u);
+}
+
+TEST_F(HubTest, RingIsBoundedByGopsAndBytes) {
+  cfg.gop_cache_gops = 1;
+  cfg.gop_cache_max_bytes = 64 * 1024;
+  hub = std::make_unique<StreamHub>(cfg, metrics);
+  auto pub = publish();
+  // One huge GOP: the byte cap must hold even without keyframes.
+  pub->push(PacketType::video, 0, video(true, 1000));
+  for (int i = 1; i < 2000; ++i) pub->push(PacketType::video, i, video(false, 1000));
+  auto sub = subscribe();
+  std::vector<PacketPtr> out;
+  sub->read(out, SIZE_MAX);
+  size_t bytes = 0;
+  for (auto& p : out) bytes += p->payload.size();
+  EXPECT_LE(bytes, cfg.gop_cache_max_bytes + 2000);
+  // The evicted keyframe is not replaced by a mid-GOP start: the subscriber waits for the next.
+  pub->push(PacketType::video, 3000, video(true, 1000));
+  out.clear();
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(out.back()->keyframe);
+  EXPECT_EQ(out.back()->dts_ms, 3000u);
+}
+
+TEST_F(HubTest, RepublishContinuesTimestampsAndResyncs) {
+  auto sub = subscribe();
+  std::vector<PacketPtr> out;
+  {
+    auto pub = publish();
+    pub->push(PacketType::video, 0, video(true, 10, 0));
+    pub->push(PacketType::video, 0, video(true));
+    pub->push(PacketType::video, 5000, video(false));
+  }
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  EXPECT_FALSE(sub->publishing());
+  out.clear();
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::wait);
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));
+  pub->push(PacketType::video, 0, video(true));
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out[0]->sequence_header);
+  EXPECT_GT(out[1]->dts_ms, 5000u) << "timestamps never go backwards across republish";
+}
+
+TEST_F(HubTest, StopEndsSubscriptionsAndSweepRemovesIdle) {
+  cfg.idle_timeout_ms = 0;
+  hub = std::make_unique<StreamHub>(cfg, metrics);
+  {
+    auto pub = publish();
+  }
+  hub->sweep();
+  EXPECT_EQ(hub->subscribe(key, Proto::rtmp, false).code(), Errc::not_found);
+  auto sub = subscribe();
+  std::atomic<int> wakes{0};
+  sub->set_waker([&] { ++wakes; });
+  std::vector<PacketPtr> out;
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::wait);
+  hub->stop();
+  EXPECT_EQ(wakes.load(), 1);
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::ended);
+}
+
+TEST_F(HubTest, ConcurrentPublisherAndSubscribers) {
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  std::atomic<uint64_t> total{0};
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      auto sub = subscribe();
+      std::vector<PacketPtr> out;
+      uint32_t last = 0;
+      while (!done) {
+        out.clear();
+        if (sub->read(out) == Subscription::ReadStatus::ok) {
+          for (auto& p : out) {
+            if (!p->sequence_header) {
+              EXPECT_GE(p->dts_ms, last);
+              last = p->dts_ms;
+            }
+          }
+          total += out.size();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  for (uint32_t i = 0; i < 20000; ++i) pub->push(PacketType::video, i, video(i % 30 == 0, 50));
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(total.load(), 0u);
+}
+
+}  // namespace
+}  // namespace castmesh::live
