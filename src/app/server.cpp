@@ -1,0 +1,184 @@
+#include "app/server.hpp"
+
+#include <csignal>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "base/clock.hpp"
+#include "base/log.hpp"
+#include "base/metrics.hpp"
+#include "live/stream_hub.hpp"
+#include "net/http_server.hpp"
+#include "net/io_pool.hpp"
+#include "proto/api/api.hpp"
+#include "proto/hls/hls_service.hpp"
+#include "proto/httpflv/httpflv_service.hpp"
+#include "proto/rtmp/rtmp_server.hpp"
+
+namespace castmesh::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+/// Splits an HLS path_param "app/name" into the stream key and the file name. For segments
+/// ("app/stream-12" with suffix ".ts") the stream is the part before the last '-'.
+std::optional<std::pair<live::StreamKey, std::string>> split_hls(std::string_view param, std::string_view suffix,
+                                                                 bool segment) {
+  const auto slash = param.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string app(param.substr(0, slash));
+  std::string file(param.substr(slash + 1));
+  std::string stream = file;
+  if (segment) {
+    const auto dash = file.rfind('-');
+    if (dash == std::string::npos || dash == 0 || dash + 1 == file.size()) return std::nullopt;
+    for (size_t i = dash + 1; i < file.size(); ++i)
+      if (file[i] < '0' || file[i] > '9') return std::nullopt;
+    stream = file.substr(0, dash);
+  }
+  live::StreamKey key{std::move(app), std::move(stream)};
+  if (!live::validate_name(key.app) || !live::validate_name(key.stream)) return std::nullopt;
+  return std::make_pair(std::move(key), file + std::string(suffix));
+}
+
+}  // namespace
+
+struct Server::Impl {
+  explicit Impl(Config c)
+      : cfg(std::move(c)),
+        pool(cfg.server.threads),
+        hub(cfg.live, metrics),
+        hls(cfg.hls, metrics),
+        flv(cfg.httpflv, hub, metrics) {}
+
+  Config cfg;
+  Metrics metrics;
+  net::IoPool pool;
+  live::StreamHub hub;
+  hls::HlsService hls;
+  httpflv::HttpFlvService flv;
+  net::Router router;
+  std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<rtmp::RtmpServer> rtmp;
+  std::unique_ptr<asio::steady_timer> housekeeping;
+  std::atomic<bool> ready{false};
+  bool stopped = false;
+
+  void add_routes() {
+    router.add_stream("GET", "/live/", ".flv", flv.handler());
+    auto hls_route = [this](std::string_view suffix, bool segment) {
+      return [this, suffix, segment](const net::HttpRequest& req) -> net::HttpResponse {
+        auto parsed = split_hls(req.path_param, suffix, segment);
+        if (!parsed) return net::json_error(400, "malformed stream name");
+        auto file = hls.get(parsed->first, parsed->second);
+        if (!file) return net::json_error(404, "not found");
+        net::HttpResponse res;
+        res.content_type = file->content_type;
+        res.body.assign(file->body->begin(), file->body->end());
+        res.headers.emplace_back("Access-Control-Allow-Origin", "*");
+        res.headers.emplace_back("Cache-Control", segment ? "max-age=60" : "no-cache");
+        metrics.add(metrics.bytes_out_total, Proto::hls, res.body.size());
+        return res;
+      };
+    };
+    if (cfg.hls.enabled) {
+      router.add("GET", "/live/", ".m3u8", hls_route(".m3u8", false));
+      router.add("GET", "/live/", ".ts", hls_route(".ts", true));
+    }
+    api::register_api(router, hub, metrics, [this] { return ready.load(); });
+  }
+
+  void start_housekeeping() {
+    housekeeping = std::make_unique<asio::steady_timer>(pool.next());
+    asio::co_spawn(
+        housekeeping->get_executor(),
+        [this]() -> asio::awaitable<void> {
+          for (;;) {
+            housekeeping->expires_after(std::chrono::seconds(1));
+            auto [ec] = co_await housekeeping->async_wait(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            hub.sweep();
+            hls.sweep();
+          }
+        },
+        asio::detached);
+  }
+};
+
+Server::Server(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+
+Server::~Server() { stop(); }
+
+Status Server::start() {
+  auto& d = *impl_;
+  if (d.cfg.hls.enabled) d.hub.add_observer_factory(d.hls.observer_factory());
+  d.add_routes();
+  d.pool.run();
+  if (d.cfg.rtmp.enabled) {
+    d.rtmp = std::make_unique<rtmp::RtmpServer>(d.pool.contexts(), d.cfg.rtmp, d.hub, d.metrics);
+    if (auto st = d.rtmp->listen(); !st) return st;
+    spdlog::info("rtmp: listening on {}:{}", d.cfg.rtmp.host, d.rtmp->port());
+  }
+  d.http = std::make_unique<net::HttpServer>(d.pool, d.cfg.server, d.router, d.metrics);
+  if (auto st = d.http->listen(d.cfg.server.host, d.cfg.server.port); !st) return st;
+  spdlog::info("http: listening on {}:{} (API, HTTP-FLV, HLS)", d.cfg.server.host, d.http->port());
+  d.start_housekeeping();
+  d.ready = true;
+  return ok_status();
+}
+
+void Server::stop() {
+  auto& d = *impl_;
+  if (d.stopped) return;
+  d.stopped = true;
+  d.ready = false;
+  const int64_t deadline = mono_ms() + int64_t(d.cfg.server.shutdown_grace_secs) * 1000;
+  spdlog::info("stopping: closing listeners and sessions (grace {} s)", d.cfg.server.shutdown_grace_secs);
+  if (d.rtmp) d.rtmp->stop();
+  if (d.http) d.http->stop();
+  d.hub.stop();
+  if (d.housekeeping) asio::post(d.housekeeping->get_executor(), [t = d.housekeeping.get()] { t->cancel(); });
+  // Let sessions notice and finish their last writes.
+  while (mono_ms() < deadline) {
+    const bool http_done = !d.http || d.http->connections() == 0;
+    const bool rtmp_done = !d.rtmp || d.rtmp->connections() == 0;
+    if (http_done && rtmp_done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  d.pool.stop();
+  d.pool.join();
+  spdlog::info("stopped");
+}
+
+uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+uint16_t Server::rtmp_port() const { return impl_->rtmp ? impl_->rtmp->port() : 0; }
+
+int run_until_signal(Config cfg) {
+  // Block the stop signals in every thread (the I/O threads inherit the mask); this thread
+  // waits for them synchronously.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Server server(std::move(cfg));
+  if (auto st = server.start(); !st) {
+    spdlog::error("start-up failed: {}", st.error().message());
+    server.stop();
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("received {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.stop();
+  return 0;
+}
+
+}  // namespace castmesh::app
