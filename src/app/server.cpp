@@ -146,7 +146,7 @@ void Server::stop() {
   // Let sessions notice and finish their last writes.
   while (mono_ms() < deadline) {
     const bool http_done = !d.http || d.http->connections() == 0;
-    const bool rtmp_done = !d.rtmp || d.rtmp->connections() == 0;
+    const bool rtmp_done = d.metrics.connections[Metrics::idx(Proto::rtmp)].load() <= 0;
     if (http_done && rtmp_done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
