@@ -13,6 +13,9 @@ struct HttpConfig {
   uint32_t threads = 0;
   /// Request headers must arrive within this time, ms; also the keep-alive idle limit.
   uint32_t request_timeout_ms = 10000;
+  /// A response (head and body of a plain handler) must be written within this time, ms;
+  /// otherwise the connection is closed.
+  uint32_t send_timeout_ms = 30000;
   /// Largest request body accepted, bytes.
   uint32_t max_body_bytes = 1024 * 1024;
   /// Concurrent HTTP connections accepted.
