@@ -1,0 +1,706 @@
+#include "app/config.hpp"
+
+// yaml-cpp 0.7's node templates trip GCC 12's -Wdangling-pointer (a false positive in its
+// headers); silence it for those headers only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#include <yaml-cpp/yaml.h>
+#pragma GCC diagnostic pop
+#else
+#include <yaml-cpp/yaml.h>
+#endif
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <type_traits>
+
+extern char** environ;  // POSIX; declared here because <unistd.h> only does so with _GNU_SOURCE
+
+namespace castmesh::app {
+namespace {
+
+constexpr std::string_view kEnvPrefix = "CASTMESH_";
+
+// ---------------------------------------------------------------------------------------------
+// Field accessors: a type per key that names where the key lives in Config. Member pointers do
+// not compose across nested structs, so each accessor is a tiny template over the two members.
+
+template <auto Section, auto Member>
+struct In {
+  static auto& ref(Config& c) { return (c.*Section).*Member; }
+  static const auto& cref(const Config& c) { return (c.*Section).*Member; }
+};
+
+template <auto Member>
+struct Top {
+  static auto& ref(Config& c) { return c.*Member; }
+  static const auto& cref(const Config& c) { return c.*Member; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The typed descriptor of one key.
+
+enum class Kind { boolean, uint, string, choice };
+
+struct Key {
+  std::string_view section;
+  std::string_view name;
+  Kind kind = Kind::string;
+  std::string_view type;  // "bool", "uint16", ...
+  uint64_t min = 0;
+  uint64_t max = 0;
+  std::vector<std::string_view> choices;  // Kind::choice, in enum order
+  bool non_empty = false;                 // Kind::string
+  std::string_view description;
+  /// Parses `text` into the field of `c`; returns "" or what is wrong with the value.
+  std::string (*apply)(Config& c, const Key& k, std::string_view text) = nullptr;
+  /// The field's current value of `c` as YAML text.
+  std::string (*show)(const Config& c, const Key& k) = nullptr;
+
+  std::string full() const { return std::string(section) + "." + std::string(name); }
+  std::string env() const {
+    std::string e(kEnvPrefix);
+    for (char ch : section) e += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    e += "__";
+    for (char ch : name) e += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return e;
+  }
+  std::string range() const {
+    switch (kind) {
+      case Kind::boolean: return "true|false";
+      case Kind::uint: return std::to_string(min) + ".." + std::to_string(max);
+      case Kind::string: return non_empty ? "non-empty" : "";
+      case Kind::choice: {
+        std::string r;
+        for (auto c : choices) {
+          if (!r.empty()) r += '|';
+          r += c;
+        }
+        return r;
+      }
+    }
+    return "";
+  }
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string yaml_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  out += '"';
+  return out;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  const std::string t = lower(trim(text));
+  if (t == "true" || t == "yes" || t == "on" || t == "1") return true;
+  if (t == "false" || t == "no" || t == "off" || t == "0") return false;
+  return std::nullopt;
+}
+
+std::optional<size_t> find_choice(const Key& k, std::string_view text) {
+  const std::string t = lower(trim(text));
+  for (size_t i = 0; i < k.choices.size(); ++i) {
+    if (k.choices[i] == t) return i;
+  }
+  return std::nullopt;
+}
+
+std::string bad_choice(const Key& k, std::string_view text) {
+  return "'" + std::string(text) + "' is not one of " + k.range();
+}
+
+template <class A>
+std::string apply_field(Config& c, const Key& k, std::string_view text) {
+  auto& field = A::ref(c);
+  using T = std::remove_cvref_t<decltype(field)>;
+  if constexpr (std::is_same_v<T, bool>) {
+    auto b = parse_bool(text);
+    if (!b) return "expected a boolean (true|false), got '" + std::string(text) + "'";
+    field = *b;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (k.kind == Kind::choice) {
+      auto i = find_choice(k, text);
+      if (!i) return bad_choice(k, text);
+      field = std::string(k.choices[*i]);
+    } else {
+      if (k.non_empty && trim(text).empty()) return "must not be empty";
+      field = std::string(text);
+    }
+  } else if constexpr (std::is_enum_v<T>) {
+    auto i = find_choice(k, text);
+    if (!i) return bad_choice(k, text);
+    field = static_cast<T>(*i);
+  } else {
+    static_assert(std::is_integral_v<T> && std::is_unsigned_v<T>, "unsupported field type");
+    const std::string_view t = trim(text);
+    const std::string expected =
+        "expected an integer (" + std::string(k.type) + " " + k.range() + "), got '" + std::string(text) + "'";
+    if (t.empty() || !std::all_of(t.begin(), t.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      return expected;
+    }
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && (v < k.min || v > k.max))) {
+      return std::string(t) + " is out of range " + k.range();
+    }
+    if (ec != std::errc{} || end != t.data() + t.size()) return expected;
+    field = static_cast<T>(v);
+  }
+  return {};
+}
+
+template <class A>
+std::string show_field(const Config& c, const Key& k) {
+  const auto& field = A::cref(c);
+  using T = std::remove_cvref_t<decltype(field)>;
+  if constexpr (std::is_same_v<T, bool>) {
+    return field ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return k.kind == Kind::choice ? field : yaml_quote(field);
+  } else if constexpr (std::is_enum_v<T>) {
+    const auto i = static_cast<size_t>(field);
+    return i < k.choices.size() ? std::string(k.choices[i]) : std::to_string(i);
+  } else {
+    return std::to_string(field);
+  }
+}
+
+template <class A>
+Key make_key(std::string_view key, Kind kind, std::string_view description) {
+  Key k;
+  const auto dot = key.find('.');
+  k.section = key.substr(0, dot);
+  k.name = key.substr(dot + 1);
+  k.kind = kind;
+  k.description = description;
+  k.apply = &apply_field<A>;
+  k.show = &show_field<A>;
+  return k;
+}
+
+/// A boolean key.
+template <class A>
+Key flag(std::string_view key, std::string_view description) {
+  Key k = make_key<A>(key, Kind::boolean, description);
+  k.type = "bool";
+  return k;
+}
+
+/// An unsigned integer key accepting min..max (max 0 = the field type's maximum).
+template <class A>
+Key number(std::string_view key, uint64_t min, uint64_t max, std::string_view description) {
+  using T = std::remove_cvref_t<decltype(A::ref(std::declval<Config&>()))>;
+  static_assert(std::is_unsigned_v<T>);
+  Key k = make_key<A>(key, Kind::uint, description);
+  k.type = sizeof(T) == 2 ? "uint16" : sizeof(T) == 4 ? "uint32" : "uint64";
+  k.min = min;
+  k.max = max == 0 ? std::numeric_limits<T>::max() : max;
+  return k;
+}
+
+/// A free-form string key.
+template <class A>
+Key text(std::string_view key, bool non_empty, std::string_view description) {
+  Key k = make_key<A>(key, Kind::string, description);
+  k.type = "string";
+  k.non_empty = non_empty;
+  return k;
+}
+
+/// A key with a fixed set of values; for an enum field `choices` follow the enumerators' order.
+template <class A>
+Key choice(std::string_view key, std::vector<std::string_view> choices, std::string_view description) {
+  Key k = make_key<A>(key, Kind::choice, description);
+  k.type = "enum";
+  k.choices = std::move(choices);
+  return k;
+}
+
+struct Section {
+  std::string_view name;
+  std::string_view description;
+};
+
+const std::vector<Section>& sections() {
+  static const std::vector<Section> kSections = {
+      {"server", "HTTP server: HTTP-FLV and HLS playback, the JSON API, /healthz, /metrics; logging."},
+      {"rtmp", "RTMP ingest and playback (rtmp://HOST:PORT/{app}/{stream})."},
+      {"httpflv", "HTTP-FLV playback (GET /live/{app}/{stream}.flv)."},
+      {"hls", "HLS playback (GET /live/{app}/{stream}.m3u8), MPEG-TS segments cut on keyframes."},
+      {"live", "Live sources: GOP cache and subscriber lag."},
+  };
+  return kSections;
+}
+
+constexpr uint64_t kMaxMs = 86'400'000;  // one day
+
+// THE key table. Defaults are not repeated here: they come from the structs' in-class defaults.
+const std::vector<Key>& keys() {
+  using net::HttpConfig;
+  using rtmp::RtmpConfig;
+  using httpflv::HttpFlvConfig;
+  using hls::HlsConfig;
+  using live::LiveConfig;
+  static const std::vector<Key> kKeys = {
+      // server
+      text<In<&Config::server, &HttpConfig::host>>("server.host", true,
+          "Address the HTTP server listens on."),
+      number<In<&Config::server, &HttpConfig::port>>("server.port", 0, 0,
+          "TCP port of the HTTP server (0 = ephemeral)."),
+      number<In<&Config::server, &HttpConfig::threads>>("server.threads", 0, 1024,
+          "I/O threads, one event loop each (0 = number of cores)."),
+      number<In<&Config::server, &HttpConfig::request_timeout_ms>>("server.request_timeout_ms", 100, kMaxMs,
+          "Request headers must arrive within this time, also the keep-alive idle limit, ms."),
+      number<In<&Config::server, &HttpConfig::send_timeout_ms>>("server.send_timeout_ms", 100, kMaxMs,
+          "A response must be written within this time, else the connection is closed, ms."),
+      number<In<&Config::server, &HttpConfig::max_body_bytes>>("server.max_body_bytes", 0, 0,
+          "Largest request body accepted, bytes."),
+      number<In<&Config::server, &HttpConfig::max_connections>>("server.max_connections", 1, 0,
+          "Concurrent HTTP connections accepted."),
+      number<In<&Config::server, &HttpConfig::shutdown_grace_secs>>("server.shutdown_grace_secs", 0, 3600,
+          "On SIGTERM/SIGINT sessions are closed and the process exits within this time, s."),
+      choice<Top<&Config::log_level>>("server.log_level",
+          {"trace", "debug", "info", "warn", "error", "critical", "off"},
+          "Least severe log level written."),
+      // rtmp
+      flag<In<&Config::rtmp, &RtmpConfig::enabled>>("rtmp.enabled",
+          "Accept RTMP publishers and players."),
+      text<In<&Config::rtmp, &RtmpConfig::host>>("rtmp.host", true,
+          "Address the RTMP server listens on."),
+      number<In<&Config::rtmp, &RtmpConfig::port>>("rtmp.port", 0, 0,
+          "TCP port of the RTMP server (0 = ephemeral)."),
+      number<In<&Config::rtmp, &RtmpConfig::handshake_timeout_ms>>("rtmp.handshake_timeout_ms", 100, kMaxMs,
+          "The handshake must complete within this time, ms."),
+      number<In<&Config::rtmp, &RtmpConfig::idle_timeout_ms>>("rtmp.idle_timeout_ms", 100, kMaxMs,
+          "A publisher that sends nothing for this long is closed, ms."),
+      number<In<&Config::rtmp, &RtmpConfig::send_timeout_ms>>("rtmp.send_timeout_ms", 100, kMaxMs,
+          "A player whose pending write does not complete within this time is closed, ms."),
+      number<In<&Config::rtmp, &RtmpConfig::max_chunk_size>>("rtmp.max_chunk_size", 128, 2'147'483'647,
+          "Largest Set Chunk Size accepted from a peer, bytes (RTMP spec 5.4.1)."),
+      number<In<&Config::rtmp, &RtmpConfig::max_message_bytes>>("rtmp.max_message_bytes", 1024, 1'073'741'824,
+          "Largest RTMP message accepted, bytes."),
+      number<In<&Config::rtmp, &RtmpConfig::out_chunk_size>>("rtmp.out_chunk_size", 128, 16'777'215,
+          "Chunk size castmesh sends with, announced by Set Chunk Size, bytes."),
+      number<In<&Config::rtmp, &RtmpConfig::window_ack_size>>("rtmp.window_ack_size", 1, 2'147'483'647,
+          "Window Acknowledgement Size announced to peers, bytes."),
+      number<In<&Config::rtmp, &RtmpConfig::merge_window_ms>>("rtmp.merge_window_ms", 0, 1000,
+          "A player's writer waits up to this long to merge frames into one write, ms (0 = none)."),
+      number<In<&Config::rtmp, &RtmpConfig::max_connections>>("rtmp.max_connections", 1, 0,
+          "Concurrent RTMP connections accepted; beyond it new connections are closed at once."),
+      // httpflv
+      flag<In<&Config::httpflv, &HttpFlvConfig::enabled>>("httpflv.enabled",
+          "Serve HTTP-FLV playback."),
+      number<In<&Config::httpflv, &HttpFlvConfig::send_timeout_ms>>("httpflv.send_timeout_ms", 100, kMaxMs,
+          "A player whose pending write does not complete within this time is closed, ms."),
+      number<In<&Config::httpflv, &HttpFlvConfig::merge_window_ms>>("httpflv.merge_window_ms", 0, 1000,
+          "The writer waits up to this long to merge frames into one write, ms (0 = none)."),
+      // hls
+      flag<In<&Config::hls, &HlsConfig::enabled>>("hls.enabled",
+          "Serve HLS playback."),
+      choice<In<&Config::hls, &HlsConfig::store>>("hls.store", {"memory", "file"},
+          "Where playlists and segments are kept."),
+      text<In<&Config::hls, &HlsConfig::dir>>("hls.dir", true,
+          "Directory of the file store; one sub-directory per app/stream."),
+      flag<In<&Config::hls, &HlsConfig::shared_storage>>("hls.shared_storage",
+          "Set when several nodes share hls.dir (valid only with hls.store: file)."),
+      number<In<&Config::hls, &HlsConfig::target_duration_secs>>("hls.target_duration_secs", 1, 60,
+          "Segments are cut on the first keyframe at or after this duration, s."),
+      number<In<&Config::hls, &HlsConfig::window>>("hls.window", 1, 1000,
+          "Segments listed in the live playlist."),
+      number<In<&Config::hls, &HlsConfig::cleanup_grace_secs>>("hls.cleanup_grace_secs", 0, 86400,
+          "Playlist and segments are removed this long after the publisher stops, s."),
+      number<In<&Config::hls, &HlsConfig::max_segment_bytes>>("hls.max_segment_bytes", 65536, 0,
+          "Hard cap of one segment, bytes (a stream without keyframes is cut here)."),
+      // live
+      number<In<&Config::live, &LiveConfig::gop_cache_max_bytes>>("live.gop_cache_max_bytes", 65536,
+          uint64_t{1} << 36,
+          "Hard cap of the GOP cache of one stream, bytes; also caps one oversized GOP."),
+      number<In<&Config::live, &LiveConfig::gop_cache_gops>>("live.gop_cache_gops", 1, 100,
+          "Whole GOPs the cache retains behind the newest keyframe."),
+      number<In<&Config::live, &LiveConfig::subscriber_max_lag_ms>>("live.subscriber_max_lag_ms", 100, kMaxMs,
+          "A subscriber further behind the newest packet than this skips to the newest keyframe, ms."),
+      number<In<&Config::live, &LiveConfig::idle_timeout_ms>>("live.idle_timeout_ms", 0, kMaxMs,
+          "A stream with neither publisher nor subscribers is removed after this time, ms."),
+  };
+  return kKeys;
+}
+
+const Key* find_key(std::string_view section, std::string_view name) {
+  for (const Key& k : keys()) {
+    if (k.section == section && k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+bool is_section(std::string_view name) {
+  for (const Section& s : sections()) {
+    if (s.name == name) return true;
+  }
+  return false;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+/// " (did you mean 'X'?)" for the candidate closest to `word`, or "" when none is close.
+std::string suggest(std::string_view word, const std::vector<std::string>& candidates) {
+  const std::string w = lower(word);
+  size_t best = std::numeric_limits<size_t>::max();
+  const std::string* pick = nullptr;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(w, lower(c));
+    if (d < best) {
+      best = d;
+      pick = &c;
+    }
+  }
+  const size_t limit = std::max<size_t>(2, w.size() / 3);
+  if (pick == nullptr || best > limit) return "";
+  return " (did you mean '" + *pick + "'?)";
+}
+
+std::vector<std::string> all_full_keys() {
+  std::vector<std::string> out;
+  for (const Key& k : keys()) out.push_back(k.full());
+  return out;
+}
+
+std::string describe_node_type(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "no value";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "a scalar";
+  }
+}
+
+bool is_wildcard_host(const std::string& h) { return h.empty() || h == "0.0.0.0" || h == "::" || h == "[::]"; }
+
+std::string normal_host(const std::string& h) { return h == "localhost" ? "127.0.0.1" : h; }
+
+bool hosts_overlap(const std::string& a, const std::string& b) {
+  return is_wildcard_host(a) || is_wildcard_host(b) || normal_host(a) == normal_host(b);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Applies sources in order onto one Config and collects every problem.
+class Loader {
+ public:
+  void load_file(const std::string& path) {
+    std::error_code fs_ec;
+    if (std::filesystem::is_directory(path, fs_ec)) {
+      errors_.push_back(path + ": cannot read config file: it is a directory");
+      return;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      errors_.push_back(path + ": cannot read config file: " + std::strerror(errno));
+      return;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+      errors_.push_back(path + ": cannot read config file: read error");
+      return;
+    }
+    // yaml-cpp reports problems by exception; they are caught here and become error values.
+    try {
+      const YAML::Node root = YAML::Load(text.str());
+      walk(path, root);
+    } catch (const YAML::Exception& e) {
+      errors_.push_back(where(path, e.mark) + ": YAML syntax error: " + e.msg);
+    }
+  }
+
+  void load_env(const std::map<std::string, std::string>& env) {
+    std::vector<std::string> env_names;
+    for (const Key& k : keys()) env_names.push_back(k.env());
+    for (const auto& [name, value] : env) {
+      if (name.rfind(kEnvPrefix, 0) != 0) continue;
+      const std::string rest = name.substr(kEnvPrefix.size());
+      const auto sep = rest.find("__");
+      if (sep == std::string::npos) continue;  // not a config key (e.g. CASTMESH_SOURCE_DIR)
+      const std::string section = lower(rest.substr(0, sep));
+      const std::string key = lower(rest.substr(sep + 2));
+      const Key* k = find_key(section, key);
+      if (k == nullptr || k->env() != name) {
+        errors_.push_back(name + ": unknown configuration variable" + suggest(name, env_names));
+        continue;
+      }
+      set(*k, value, name);
+    }
+  }
+
+  void cross_check() {
+    const Config& c = cfg_;
+    if (c.hls.shared_storage && c.hls.store != hls::StoreKind::file && !failed({"hls.shared_storage", "hls.store"})) {
+      errors_.push_back(origin({"hls.shared_storage", "hls.store"}) +
+                        ": hls.shared_storage: true is valid only with hls.store: file (hls.store is " +
+                        find_key("hls", "store")->show(c, *find_key("hls", "store")) + ")");
+    }
+    if (c.rtmp.enabled && c.rtmp.port != 0 && c.rtmp.port == c.server.port &&
+        hosts_overlap(c.rtmp.host, c.server.host) &&
+        !failed({"rtmp.enabled", "rtmp.port", "rtmp.host", "server.port", "server.host"})) {
+      errors_.push_back(origin({"rtmp.port", "server.port", "rtmp.host", "server.host"}) + ": rtmp.port: " +
+                        std::to_string(c.rtmp.port) + " is also server.port on overlapping hosts (rtmp.host " +
+                        yaml_quote(c.rtmp.host) + ", server.host " + yaml_quote(c.server.host) + ")");
+    }
+    cfg_.live.rtmp_out_chunk_size = cfg_.rtmp.out_chunk_size;
+  }
+
+  Result<Config> finish() {
+    cross_check();
+    if (errors_.empty()) return std::move(cfg_);
+    std::string detail;
+    for (const auto& e : errors_) {
+      if (!detail.empty()) detail += '\n';
+      detail += e;
+    }
+    return Error{Errc::config_invalid, std::move(detail)};
+  }
+
+ private:
+  static std::string where(const std::string& path, const YAML::Mark& m) {
+    if (m.is_null() || m.line < 0) return path;
+    return path + ":" + std::to_string(m.line + 1);
+  }
+
+  void set(const Key& k, std::string_view value, const std::string& source) {
+    const std::string problem = k.apply(cfg_, k, value);
+    if (!problem.empty()) {
+      errors_.push_back(source + ": " + k.full() + ": " + problem);
+      failed_.insert(k.full());
+      return;
+    }
+    origin_[k.full()] = source;
+  }
+
+  bool failed(std::initializer_list<const char*> ks) const {
+    return std::any_of(ks.begin(), ks.end(), [&](const char* k) { return failed_.count(k) != 0; });
+  }
+
+  /// Where the first of `ks` that was set explicitly came from (the environment wins).
+  std::string origin(std::initializer_list<const char*> ks) const {
+    for (const char* k : ks) {
+      auto it = origin_.find(k);
+      if (it != origin_.end()) return it->second;
+    }
+    return "configuration";
+  }
+
+  void walk(const std::string& path, const YAML::Node& root) {
+    if (!root.IsDefined() || root.IsNull()) return;  // empty file: all defaults
+    if (!root.IsMap()) {
+      errors_.push_back(where(path, root.Mark()) + ": the top level must be a mapping of sections, got " +
+                        describe_node_type(root));
+      return;
+    }
+    std::vector<std::string> section_names;
+    for (const Section& s : sections()) section_names.emplace_back(s.name);
+    std::set<std::string> seen_sections;
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const YAML::Node& kn = it->first;
+      const YAML::Node& vn = it->second;
+      const std::string at = where(path, kn.Mark());
+      if (!kn.IsScalar()) {
+        errors_.push_back(at + ": a section name must be a plain word");
+        continue;
+      }
+      const std::string section = kn.Scalar();
+      if (!is_section(section)) {
+        errors_.push_back(at + ": unknown section '" + section + "'" + suggest(section, section_names));
+        continue;
+      }
+      if (!seen_sections.insert(section).second) {
+        errors_.push_back(at + ": duplicate section '" + section + "'");
+        continue;
+      }
+      if (vn.IsNull()) continue;
+      if (!vn.IsMap()) {
+        errors_.push_back(at + ": section '" + section + "' must be a mapping of keys, got " +
+                          describe_node_type(vn));
+        continue;
+      }
+      walk_section(path, section, vn);
+    }
+  }
+
+  void walk_section(const std::string& path, const std::string& section, const YAML::Node& node) {
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node& kn = it->first;
+      const YAML::Node& vn = it->second;
+      const std::string at = where(path, kn.Mark());
+      if (!kn.IsScalar()) {
+        errors_.push_back(at + ": a key in section '" + section + "' must be a plain word");
+        continue;
+      }
+      const std::string name = kn.Scalar();
+      const std::string full = section + "." + name;
+      const Key* k = find_key(section, name);
+      if (k == nullptr) {
+        errors_.push_back(at + ": unknown key '" + full + "'" + suggest(full, all_full_keys()));
+        continue;
+      }
+      if (!seen.insert(name).second) {
+        errors_.push_back(at + ": duplicate key '" + full + "'");
+        failed_.insert(full);
+        continue;
+      }
+      if (!vn.IsScalar()) {
+        errors_.push_back(at + ": " + full + ": expected " +
+                          (k->kind == Kind::boolean ? std::string("a boolean")
+                           : k->kind == Kind::uint  ? "an integer"
+                           : k->kind == Kind::choice ? "one of " + k->range()
+                                                    : std::string("a string")) +
+                          ", got " + describe_node_type(vn));
+        failed_.insert(full);
+        continue;
+      }
+      const std::string vat = vn.Mark().is_null() ? at : where(path, vn.Mark());
+      set(*k, vn.Scalar(), vat);
+    }
+  }
+
+  Config cfg_;
+  std::vector<std::string> errors_;
+  std::map<std::string, std::string> origin_;  // key -> source that set it last
+  std::set<std::string> failed_;               // keys with a rejected value
+};
+
+std::string type_and_range(const Key& k) {
+  const std::string r = k.range();
+  if (k.kind == Kind::boolean || k.kind == Kind::choice) return r;
+  if (k.kind == Kind::string) return r.empty() ? std::string(k.type) : std::string(k.type) + ", " + r;
+  return std::string(k.type) + " " + r;
+}
+
+}  // namespace
+
+std::vector<KeyInfo> config_keys() {
+  const Config defaults;
+  std::vector<KeyInfo> out;
+  for (const Key& k : keys()) {
+    out.push_back(KeyInfo{k.full(), k.env(), std::string(k.type), k.range(), k.show(defaults, k),
+                          std::string(k.description)});
+  }
+  return out;
+}
+
+Result<Config> load_config(const std::string* path, const std::map<std::string, std::string>& env) {
+  Loader loader;
+  if (path != nullptr) loader.load_file(*path);
+  loader.load_env(env);
+  return loader.finish();
+}
+
+Result<Config> load_config(const std::string* path) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.rfind(kEnvPrefix, 0) != 0) continue;
+    const auto eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return load_config(path, env);
+}
+
+std::string describe_keys() {
+  const Config defaults;
+  std::string out =
+      "Configuration keys: set them in the YAML file given with -c (section, then key: value) or\n"
+      "with the environment variable shown, which wins over the file. Check a file with\n"
+      "`castmesh config check FILE`; castmesh.example.yaml lists every key.\n"
+      "Each entry: key = default, then type/range and environment variable, then meaning.\n";
+  std::string_view section;
+  for (const Key& k : keys()) {
+    if (k.section != section) {
+      section = k.section;
+      for (const Section& s : sections()) {
+        if (s.name == section) out += "\n" + std::string(s.name) + ": " + std::string(s.description) + "\n";
+      }
+    }
+    out += "  " + k.full() + " = " + k.show(defaults, k) + "\n";
+    out += "      " + type_and_range(k) + "; env " + k.env() + "\n";
+    out += "      " + std::string(k.description) + "\n";
+  }
+  return out;
+}
+
+std::string render_example_yaml() {
+  const Config defaults;
+  std::string out =
+      "# castmesh example configuration: every key, set to its default value.\n"
+      "# Generated from the key table in src/app/config.cpp (render_example_yaml); a unit test\n"
+      "# keeps this file equal to it. `castmesh --help` prints the same reference.\n"
+      "#\n"
+      "# Every key is optional. Each can also be set by the environment variable named in its\n"
+      "# comment (CASTMESH_<SECTION>__<KEY>), which wins over this file.\n"
+      "# Check a file with: castmesh config check FILE\n";
+  std::string_view section;
+  for (const Key& k : keys()) {
+    if (k.section != section) {
+      section = k.section;
+      out += "\n";
+      for (const Section& s : sections()) {
+        if (s.name == section) out += "# " + std::string(s.description) + "\n";
+      }
+      out += std::string(section) + ":\n";
+    } else {
+      out += "\n";
+    }
+    out += "  # " + std::string(k.description) + "\n";
+    out += "  # " + type_and_range(k) + "; default " + k.show(defaults, k) + "; env " + k.env() + "\n";
+    out += "  " + std::string(k.name) + ": " + k.show(defaults, k) + "\n";
+  }
+  return out;
+}
+
+std::string check_config_file(const std::string& path) {
+  auto r = load_config(&path, {});
+  if (r.ok()) return "";
+  return r.error().detail + "\n";
+}
+
+}  // namespace castmesh::app
