@@ -49,12 +49,13 @@ Bytes remove_emulation_prevention(ByteView nal);
 
 /// Converts one AVCC access unit (NAL units each preceded by a big-endian length of
 /// `cfg.nal_length_size` bytes, ISO/IEC 14496-15 5.3.4.2) to Annex B byte-stream format
-/// (ITU-T H.264 Annex B) and appends it to `out`: an access unit delimiter first, then, when
-/// `keyframe`, the SPS and PPS from `cfg` before the first IDR/slice NAL, then the NALs of the
-/// AU each behind a 4-byte start code. AUD/SPS/PPS NALs already in the AU are dropped when the
-/// config's are inserted (and AUDs always, since one is written first), to avoid duplicates.
-/// Errors: Errc::malformed when a length runs past the end or is zero-sized prefix truncated;
-/// `out` is left unchanged on error.
+/// (ITU-T H.264 Annex B, every NAL behind a 4-byte start code) and appends it to `out`:
+/// an access unit delimiter first (7.3.2.4, primary_pic_type 7), then, when `keyframe` and
+/// `cfg` has an SPS, all of cfg's SPS and PPS, then the AU's own NAL units in order. AUDs in
+/// the AU are dropped (one was written), and so are in-band SPS/PPS when cfg's were inserted,
+/// to avoid duplicates. Zero-length NAL units are skipped.
+/// Errors: Errc::malformed when a length prefix is truncated or a NAL length runs past the
+/// end of `avcc`, or `cfg.nal_length_size` is not 1..4; `out` is left unchanged on error.
 Status avcc_to_annexb(ByteView avcc, const AvcConfig& cfg, bool keyframe, Bytes& out);
 
 }  // namespace castmesh::media::h264

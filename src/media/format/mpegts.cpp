@@ -51,8 +51,9 @@ Bytes pes_header(uint8_t stream_id, size_t data_len, bool with_pts, uint64_t pts
   w.u24(0x000001);  // packet_start_code_prefix
   w.u8(stream_id);
   w.u16(static_cast<uint16_t>(pes_len));
-  // '10', scrambling 00, priority 0, data_alignment_indicator 1, copyright 0, original 0.
-  w.u8(0x84);
+  // '10', scrambling 00, priority 0, data_alignment_indicator (set when the data starts with
+  // an access unit, i.e. every PES here but an audio continuation), copyright 0, original 0.
+  w.u8(with_pts ? 0x84 : 0x80);
   w.u8(with_pts ? (with_dts ? 0xC0 : 0x80) : 0x00);  // PTS_DTS_flags, other flags 0
   w.u8(hdr_data_len);
   if (with_pts) {
