@@ -43,7 +43,12 @@ struct MediaPacket {
   bool is_data() const noexcept { return type == PacketType::data; }
   /// Timestamp in 90 kHz ticks (MPEG-TS clock) of the decode time.
   uint64_t dts_90k() const noexcept { return uint64_t(dts_ms) * 90; }
-  uint64_t pts_90k() const noexcept { return uint64_t(int64_t(dts_ms) + cts_ms) * 90; }
+  /// Presentation timestamp in 90 kHz ticks; a negative composition offset that would put
+  /// the PTS before 0 is clamped to 0.
+  uint64_t pts_90k() const noexcept {
+    const int64_t pts = int64_t(dts_ms) + cts_ms;
+    return pts < 0 ? 0 : uint64_t(pts) * 90;
+  }
 };
 
 using PacketPtr = std::shared_ptr<const MediaPacket>;
