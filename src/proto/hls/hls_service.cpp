@@ -1,0 +1,101 @@
+#include "proto/hls/hls_service.hpp"
+
+#include <fmt/format.h>
+
+#include "base/clock.hpp"
+
+namespace castmesh::hls {
+
+namespace {
+
+/// The observer handed to a Source: forwards to the stream's shared Segmenter. The
+/// Segmenter's use count tells the service whether any Source still holds it.
+class SegmenterHandle final : public live::SourceObserver {
+ public:
+  explicit SegmenterHandle(std::shared_ptr<Segmenter> seg) : seg_(std::move(seg)) {}
+  void on_publish(bool republish) override { seg_->on_publish(republish); }
+  void on_packet(const media::PacketPtr& pkt) override { seg_->on_packet(pkt); }
+  void on_unpublish() override { seg_->on_unpublish(); }
+  void on_close() override { seg_->on_close(); }
+
+ private:
+  std::shared_ptr<Segmenter> seg_;
+};
+
+bool all_digits(std::string_view s) {
+  if (s.empty() || s.size() > 20) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+HlsService::HlsService(const HlsConfig& cfg, Metrics& metrics) : HlsService(cfg, metrics, make_store(cfg), {}) {}
+
+HlsService::HlsService(const HlsConfig& cfg, Metrics& metrics, std::shared_ptr<Store> store, Clock clock)
+    : cfg_(cfg),
+      metrics_(metrics),
+      store_(store ? std::move(store) : make_store(cfg)),
+      clock_(clock ? std::move(clock) : Clock(&mono_ms)) {}
+
+HlsService::~HlsService() = default;
+
+live::StreamHub::ObserverFactory HlsService::observer_factory() {
+  return [this](const live::StreamKey& key) { return make_observer(key); };
+}
+
+std::unique_ptr<live::SourceObserver> HlsService::make_observer(const live::StreamKey& key) {
+  if (!cfg_.enabled) return nullptr;
+  std::lock_guard lk(mu_);
+  auto& seg = segmenters_[key];
+  if (!seg) seg = std::make_shared<Segmenter>(key, cfg_, store_, metrics_, clock_);
+  return std::make_unique<SegmenterHandle>(seg);
+}
+
+std::optional<HlsService::HlsFile> HlsService::get(const live::StreamKey& key, std::string_view file_name) const {
+  if (!validate_store_path(key.app) || !validate_store_path(key.stream) || !validate_store_path(file_name))
+    return std::nullopt;
+  const std::string_view stream = key.stream;
+  HlsFile file;
+  if (file_name.size() == stream.size() + 5 && file_name.starts_with(stream) && file_name.ends_with(".m3u8")) {
+    file.content_type = "application/vnd.apple.mpegurl";
+    file.cache_control = "no-cache";
+  } else if (file_name.size() > stream.size() + 4 && file_name.starts_with(stream) &&
+             file_name[stream.size()] == '-' && file_name.ends_with(".ts") &&
+             all_digits(file_name.substr(stream.size() + 1, file_name.size() - stream.size() - 4))) {
+    file.content_type = "video/mp2t";
+    file.cache_control = fmt::format("max-age={}", std::max<uint32_t>(cfg_.target_duration_secs, 1) * 10);
+  } else {
+    return std::nullopt;
+  }
+  file.body = store_->get(fmt::format("{}/{}/{}", key.app, key.stream, file_name));
+  if (!file.body) return std::nullopt;
+  return file;
+}
+
+void HlsService::sweep() {
+  std::lock_guard lk(mu_);
+  for (auto it = segmenters_.begin(); it != segmenters_.end();) {
+    const bool expired = it->second->sweep();
+    // use_count 1: only this map holds it (handles are created under mu_, so a handle
+    // cannot appear between this check and the erase).
+    if (expired && it->second.use_count() == 1)
+      it = segmenters_.erase(it);
+    else
+      ++it;
+  }
+}
+
+void HlsService::stop() {
+  std::lock_guard lk(mu_);
+  for (auto& [key, seg] : segmenters_) seg->shutdown();
+  segmenters_.clear();
+}
+
+size_t HlsService::stream_count() const {
+  std::lock_guard lk(mu_);
+  return segmenters_.size();
+}
+
+}  // namespace castmesh::hls

@@ -1,0 +1,79 @@
+#pragma once
+/// \file HlsService: owns the HLS store and one Segmenter per live stream, and answers HLS file
+/// reads for the HTTP layer. Pure logic: no sockets, no Asio.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/metrics.hpp"
+#include "live/stream_hub.hpp"
+#include "proto/hls/hls_config.hpp"
+#include "proto/hls/segmenter.hpp"
+#include "proto/hls/store.hpp"
+
+namespace castmesh::hls {
+
+/// The HLS output of a node. Wiring (app/): `hub.add_observer_factory(hls.observer_factory())`,
+/// route `GET /live/{app}/{file}` to get(), call sweep() every second, and on shutdown call
+/// stop() after StreamHub::stop(). The service must outlive the hub's use of the factory.
+/// Thread-safe.
+class HlsService {
+ public:
+  /// One file for an HTTP response. `body` is shared with the store (no copy).
+  struct HlsFile {
+    Blob body;
+    /// "application/vnd.apple.mpegurl" (playlist, RFC 8216 4) or "video/mp2t" (segment).
+    std::string content_type;
+    /// Suggested Cache-Control header: playlists change every segment ("no-cache"); a
+    /// segment never changes once listed ("max-age=..." of a few target durations).
+    std::string cache_control;
+  };
+
+  /// Store chosen by `cfg.store` (make_store), monotonic clock.
+  HlsService(const HlsConfig& cfg, Metrics& metrics);
+  /// With an explicit store and clock (tests; `clock` empty = mono_ms).
+  HlsService(const HlsConfig& cfg, Metrics& metrics, std::shared_ptr<Store> store, Clock clock);
+  ~HlsService();
+  HlsService(const HlsService&) = delete;
+  HlsService& operator=(const HlsService&) = delete;
+
+  /// Factory for StreamHub::add_observer_factory. Returns nullptr (no observer) when HLS is
+  /// disabled. Observers of successive Sources of one stream key share one Segmenter while
+  /// its files exist, so a publisher returning within cleanup_grace_secs continues the same
+  /// playlist (media sequence continues, EXT-X-DISCONTINUITY marks the change).
+  live::StreamHub::ObserverFactory observer_factory();
+
+  /// The file `file_name` of stream `key`: "{stream}.m3u8" or "{stream}-{seq}.ts" (seq decimal).
+  /// std::nullopt when a name is invalid, the name has another shape, or the file does not
+  /// exist (yet, or any more): the caller answers 404.
+  std::optional<HlsFile> get(const live::StreamKey& key, std::string_view file_name) const;
+
+  /// Removes files of streams whose publisher left more than cleanup_grace_secs ago and
+  /// forgets segmenters no Source uses any more. Call every second.
+  void sweep();
+
+  /// Removes every stream's files from the store (shutdown, after StreamHub::stop()).
+  void stop();
+
+  /// Streams with a segmenter (publishing, in grace period, or attached to a Source).
+  size_t stream_count() const;
+  Store& store() noexcept { return *store_; }
+  const HlsConfig& config() const noexcept { return cfg_; }
+
+ private:
+  std::unique_ptr<live::SourceObserver> make_observer(const live::StreamKey& key);
+
+  const HlsConfig cfg_;
+  Metrics& metrics_;
+  const std::shared_ptr<Store> store_;
+  const Clock clock_;
+  mutable std::mutex mu_;
+  std::map<live::StreamKey, std::shared_ptr<Segmenter>> segmenters_;
+};
+
+}  // namespace castmesh::hls
