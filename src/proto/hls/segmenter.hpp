@@ -54,8 +54,16 @@ class Segmenter final : public live::SourceObserver {
             Clock clock = {});
   ~Segmenter() override;
 
+  /// A publisher started. When segments of an earlier publisher are still listed (same Source
+  /// or, within the grace period, an earlier Source of this key) the next segment gets
+  /// EXT-X-DISCONTINUITY, whatever `republish` says; a fresh stream first clears stale files
+  /// under "{app}/{stream}" in the store.
   void on_publish(bool republish) override;
+  /// Segments one packet (sequence headers update the muxer config; data packets are ignored).
+  /// May put a finished segment and the playlist into the store before returning.
   void on_packet(const media::PacketPtr& pkt) override;
+  /// Flushes the partial segment (its duration is extended by one frame interval) and starts
+  /// the cleanup grace period. The playlist stays without EXT-X-ENDLIST.
   void on_unpublish() override;
   /// Treated as an unpublish when a publisher is still live; files stay until sweep() expires.
   void on_close() override;
