@@ -126,8 +126,10 @@ class Router {
 /// and response bytes of plain handlers).
 class HttpServer {
  public:
-  /// `pool`, `router` and `metrics` must outlive the server and every connection it made
-  /// (i.e. until the pool's threads are joined). `cfg` is copied.
+  /// `router` and `metrics` must outlive the pool (sessions left pending in a stopped pool
+  /// are destroyed with its io_contexts and release their metrics then); the server must be
+  /// destroyed before the pool. `cfg` is copied. Shutdown order: stop(), wait (bounded) for
+  /// connections() == 0, pool.stop(), pool.join(), destroy the server, then the pool.
   HttpServer(IoPool& pool, const HttpConfig& cfg, Router& router, Metrics& metrics);
   /// Calls stop(). Connections still open keep what they need alive and end on their own.
   ~HttpServer();

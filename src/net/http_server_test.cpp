@@ -170,10 +170,12 @@ class HttpServerTest : public ::testing::Test {
 
   uint16_t port() const { return server_->port(); }
 
-  // Destruction order: server_ before pool_ (members are destroyed in reverse order).
-  IoPool pool_{2};
+  // Members are destroyed in reverse order: the server before the pool (its destructor
+  // posts to the pool's contexts), the pool before the router and metrics (sessions still
+  // pending in a stopped context are destroyed with it and touch the metrics).
   Router router_;
   Metrics metrics_;
+  IoPool pool_{2};
   std::unique_ptr<HttpServer> server_;
   std::atomic<bool> waiting_{false};
   std::atomic<bool> cancelled_{false};
@@ -477,9 +479,9 @@ TEST_F(HttpServerTest, StopClosesIdleAndStreamingConnections) {
 }
 
 TEST(HttpServerListen, BadAddressIsAnError) {
-  IoPool pool(1);
   Router router;
   Metrics metrics;
+  IoPool pool(1);
   HttpServer server(pool, HttpConfig{}, router, metrics);
   auto st = server.listen("not-an-ip", 0);
   ASSERT_FALSE(st.ok());
@@ -487,9 +489,9 @@ TEST(HttpServerListen, BadAddressIsAnError) {
 }
 
 TEST(HttpServerListen, PortInUseIsAnError) {
-  IoPool pool(1);
   Router router;
   Metrics metrics;
+  IoPool pool(1);
   HttpServer a(pool, HttpConfig{}, router, metrics);
   ASSERT_TRUE(a.listen("127.0.0.1", 0).ok());
   HttpServer b(pool, HttpConfig{}, router, metrics);
