@@ -3,7 +3,9 @@
 #include <csignal>
 #include <thread>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -52,15 +54,17 @@ struct Server::Impl {
   explicit Impl(Config c)
       : cfg(std::move(c)),
         pool(cfg.server.threads),
-        hub(cfg.live, metrics),
         hls(cfg.hls, metrics),
+        hub(cfg.live, metrics),
         flv(cfg.httpflv, hub, metrics) {}
 
+  // Declaration order is construction order; the HLS service outlives the hub whose Sources
+  // hold its segmenters.
   Config cfg;
   Metrics metrics;
   net::IoPool pool;
-  live::StreamHub hub;
   hls::HlsService hls;
+  live::StreamHub hub;
   httpflv::HttpFlvService flv;
   net::Router router;
   std::unique_ptr<net::HttpServer> http;
@@ -81,7 +85,7 @@ struct Server::Impl {
         res.content_type = file->content_type;
         res.body.assign(file->body->begin(), file->body->end());
         res.headers.emplace_back("Access-Control-Allow-Origin", "*");
-        res.headers.emplace_back("Cache-Control", segment ? "max-age=60" : "no-cache");
+        res.headers.emplace_back("Cache-Control", file->cache_control);
         metrics.add(metrics.bytes_out_total, Proto::hls, res.body.size());
         return res;
       };
@@ -142,6 +146,7 @@ void Server::stop() {
   if (d.rtmp) d.rtmp->stop();
   if (d.http) d.http->stop();
   d.hub.stop();
+  d.hls.stop();
   if (d.housekeeping) asio::post(d.housekeeping->get_executor(), [t = d.housekeeping.get()] { t->cancel(); });
   // Let sessions notice and finish their last writes.
   while (mono_ms() < deadline) {
