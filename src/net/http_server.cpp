@@ -3,6 +3,8 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
+#include <tuple>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -240,7 +243,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Router& router;
   Metrics& metrics;
 
-  std::unique_ptr<tcp::acceptor> acceptor;  // set once by listen(), then used on its thread
+  // The accept loop owns the acceptor, so it is destroyed with its io_context at the latest
+  // (objects of one context must not outlive it; this Impl may be released on another one).
+  std::weak_ptr<tcp::acceptor> acceptor;
+  std::optional<asio::any_io_executor> acceptor_ex;  // set once by listen()
   std::atomic<uint16_t> port{0};
   std::atomic<bool> stopping{false};
   std::atomic<size_t> active{0};
@@ -259,7 +265,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   void start_session(tcp::socket sock);
-  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acc);
   asio::awaitable<void> session(std::shared_ptr<Conn> c);
   asio::awaitable<bool> write_response(Conn& c, HttpResponse res, unsigned version, bool head, bool keep_alive);
   void stop();
@@ -330,13 +336,13 @@ void HttpServer::Impl::start_session(tcp::socket sock) {
                  }));
 }
 
-asio::awaitable<void> HttpServer::Impl::accept_loop() {
+asio::awaitable<void> HttpServer::Impl::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
   auto self = shared_from_this();
   for (;;) {
-    auto [ec, sock] = co_await acceptor->async_accept(pool.next(), kUseTuple);
+    auto [ec, sock] = co_await acc->async_accept(pool.next(), kUseTuple);
     if (stopping.load()) co_return;
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
       // Typically EMFILE/ENFILE: back off instead of spinning.
       spdlog::warn("http accept: {}", ec.message());
       asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
@@ -347,19 +353,41 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
   }
 }
 
-asio::awaitable<bool> HttpServer::Impl::write_response(Conn& c, HttpResponse res, unsigned version, bool head,
-                                                       bool keep_alive) {
-  http::response<http::string_body> out{static_cast<http::status>(res.status), version};
+namespace {
+
+template <typename Body>
+void set_head(http::response<Body>& out, HttpResponse& res, bool keep_alive, size_t content_length) {
   out.set(http::field::server, "castmesh");
   out.set(http::field::content_type, res.content_type);
   for (auto& [k, v] : res.headers) out.insert(k, v);
   out.keep_alive(keep_alive);
-  const size_t len = res.body.size();
-  if (!head) out.body() = std::move(res.body);
-  out.content_length(len);
+  out.content_length(content_length);
+}
+
+}  // namespace
+
+asio::awaitable<bool> HttpServer::Impl::write_response(Conn& c, HttpResponse res, unsigned version, bool head,
+                                                       bool keep_alive) {
   c.stream.expires_after(std::chrono::milliseconds(cfg.send_timeout_ms));
   c.state = Conn::State::busy;
-  auto [ec, n] = co_await http::async_write(c.stream, out, kUseTuple);
+  const auto status = static_cast<http::status>(res.status);
+  error_code ec;
+  size_t n = 0;
+  if (res.shared_body) {
+    // Zero-copy: the serializer reads straight from the shared buffer, which `res` (in this
+    // coroutine frame) keeps alive until the write completes.
+    http::response<http::buffer_body> out{status, version};
+    set_head(out, res, keep_alive, res.shared_body->size());
+    out.body().data = head ? nullptr : const_cast<uint8_t*>(res.shared_body->data());
+    out.body().size = head ? 0 : res.shared_body->size();
+    out.body().more = false;
+    std::tie(ec, n) = co_await http::async_write(c.stream, out, kUseTuple);
+  } else {
+    http::response<http::string_body> out{status, version};
+    set_head(out, res, keep_alive, res.body.size());
+    if (!head) out.body() = std::move(res.body);
+    std::tie(ec, n) = co_await http::async_write(c.stream, out, kUseTuple);
+  }
   metrics.add(metrics.bytes_out_total, Proto::http, n);
   if (ec && !is_quiet_close(ec)) spdlog::debug("http {}: write: {}", c.remote, ec.message());
   co_return !ec;
@@ -495,11 +523,12 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn> c) {
 
 void HttpServer::Impl::stop() {
   if (stopping.exchange(true)) return;
-  if (acceptor) {
-    auto self = shared_from_this();
-    asio::post(acceptor->get_executor(), [self] {
-      error_code ec;
-      self->acceptor->close(ec);
+  if (acceptor_ex) {
+    asio::post(*acceptor_ex, [w = acceptor] {
+      if (auto acc = w.lock()) {
+        error_code ec;
+        acc->close(ec);
+      }
     });
   }
   std::vector<std::shared_ptr<Conn>> live;
@@ -528,13 +557,13 @@ HttpServer::~HttpServer() { stop(); }
 
 Status HttpServer::listen(const std::string& host, uint16_t port) {
   if (impl_->stopping.load()) return Error{Errc::closed, "http server stopped"};
-  if (impl_->acceptor) return Error{Errc::io_error, "http server already listening"};
+  if (impl_->acceptor_ex) return Error{Errc::io_error, "http server already listening"};
   error_code ec;
   std::string h = host == "localhost" ? "127.0.0.1" : host;
   auto addr = asio::ip::make_address(h, ec);
   if (ec) return Error{Errc::io_error, "bad listen address '" + host + "': " + ec.message()};
   tcp::endpoint ep(addr, port);
-  auto acc = std::make_unique<tcp::acceptor>(impl_->pool.next());
+  auto acc = std::make_shared<tcp::acceptor>(impl_->pool.next());
   std::string where = endpoint_string(ep);
   if (acc->open(ep.protocol(), ec); ec) return Error{Errc::io_error, "open " + where + ": " + ec.message()};
   if (acc->set_option(asio::socket_base::reuse_address(true), ec); ec) {
@@ -547,8 +576,9 @@ Status HttpServer::listen(const std::string& host, uint16_t port) {
   auto local = acc->local_endpoint(ec);
   if (ec) return Error{Errc::io_error, "local_endpoint " + where + ": " + ec.message()};
   impl_->port.store(local.port());
-  impl_->acceptor = std::move(acc);
-  asio::co_spawn(impl_->acceptor->get_executor(), impl_->accept_loop(),
+  impl_->acceptor = acc;
+  impl_->acceptor_ex = acc->get_executor();
+  asio::co_spawn(acc->get_executor(), impl_->accept_loop(acc),
                  [](std::exception_ptr e) { log_session_end(e, "accept loop"); });
   spdlog::info("http listening on {}", endpoint_string(local));
   return ok_status();

@@ -15,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/bytes.hpp"
 #include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "net/http_config.hpp"
@@ -48,6 +49,9 @@ struct HttpResponse {
   std::string content_type = "text/plain";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra header fields
+  /// When set, sent as the body instead of `body`, without a copy (e.g. an HLS segment
+  /// shared with its store); kept alive until the write completes.
+  std::shared_ptr<const Bytes> shared_body;
 };
 
 /// A JSON error response: `{"error":"<message>"}` with `status`. `message` is JSON-escaped.

@@ -131,6 +131,15 @@ class HttpServerTest : public ::testing::Test {
       r.body = req.path_param + "|" + req.query + "|" + req.path + "|" + req.header("x-client");
       return r;
     });
+    router_.add("GET", "/blob", [](const HttpRequest&) {
+      auto blob = std::make_shared<Bytes>(300000);
+      for (size_t i = 0; i < blob->size(); ++i) (*blob)[i] = static_cast<uint8_t>(i * 7);
+      HttpResponse r;
+      r.content_type = "video/mp2t";
+      r.body = "ignored";
+      r.shared_body = std::move(blob);
+      return r;
+    });
     router_.add("GET", "/throw", [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
     router_.add_stream("GET", "/stream/", ".flv",
                        [](asio::ip::tcp::socket& s, const HttpRequest& req) -> asio::awaitable<void> {
@@ -291,6 +300,28 @@ TEST_F(HttpServerTest, HeadSendsHeadersWithoutBody) {
   ASSERT_TRUE(r2);
   EXPECT_EQ(r2->status, 200);
   EXPECT_EQ(r2->body.substr(0, 2), "z|");
+}
+
+TEST_F(HttpServerTest, SharedBodyIsSentInsteadOfBody) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["content-type"], "video/mp2t");
+  ASSERT_EQ(r->body.size(), 300000u);
+  bool same = true;
+  for (size_t i = 0; i < r->body.size(); ++i) same = same && static_cast<uint8_t>(r->body[i]) == static_cast<uint8_t>(i * 7);
+  EXPECT_TRUE(same);
+  ASSERT_TRUE(c.send("HEAD /blob HTTP/1.1\r\nHost: x\r\n\r\n"));
+  r = c.read_response(/*head_request=*/true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->headers["content-length"], "300000");
+  ASSERT_TRUE(c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "hi");
 }
 
 TEST_F(HttpServerTest, PostBodyWithinLimitIsEchoed) {
