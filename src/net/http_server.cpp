@@ -487,7 +487,9 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn> c) {
           if (wec) break;
         }
         c->stream.expires_after(request_timeout);
+        c->state = Conn::State::reading;  // stop() may cut an upload short
         auto [bec, bn] = co_await http::async_read(c->stream, buf, parser, kUseTuple);
+        c->state = Conn::State::busy;
         metrics.add(metrics.bytes_in_total, Proto::http, bn);
         if (bec == http::error::body_limit) {
           co_await write_response(*c, json_error(413, "request body too large"), version, head, false);

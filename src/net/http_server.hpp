@@ -72,9 +72,13 @@ using Handler = std::function<HttpResponse(const HttpRequest&)>;
 /// request's `body` is empty). The handler writes its own status line and headers, then as
 /// much as it likes; the server closes the connection when the returned awaitable completes.
 /// It runs on the socket's io_context (its single thread). HttpServer::stop() closes the
-/// socket and emits a terminal cancellation into the handler's coroutine, so pending socket
-/// operations and timer waits complete with operation_aborted (or throw it when awaited with
-/// use_awaitable); the handler must then return promptly. Exceptions are caught and logged.
+/// socket and emits a terminal cancellation into the handler's coroutine: the operation it
+/// awaits (socket op, timer wait) completes with operation_aborted, and every later co_await
+/// in that coroutine throws system_error(operation_aborted) (Asio's throw_if_cancelled
+/// default), so clean up with RAII. Coroutines the handler co_spawns separately are not
+/// cancelled; they see only the closed socket. Exceptions are caught and logged (aborts at
+/// debug level). The socket object lives until the session ends: do not keep references to
+/// it in work that outlives the handler.
 /// Bytes the handler moves are not counted by the server (the handler counts its protocol).
 using StreamHandler =
     std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket&, const HttpRequest&)>;

@@ -509,6 +509,18 @@ TEST_F(HttpServerTest, StopClosesIdleAndStreamingConnections) {
   EXPECT_FALSE(late.connected() && late.send("GET /hello HTTP/1.1\r\n\r\n") && late.read_response());
 }
 
+TEST_F(HttpServerTest, StopCutsAnUnfinishedUploadShort) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n0123456789"));
+  ASSERT_TRUE(wait_until([&] { return metrics_.bytes_in_total[Metrics::idx(Proto::http)].load() > 0; }));
+  auto t0 = std::chrono::steady_clock::now();
+  server_->stop();
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));  // request_timeout is 3 s
+  EXPECT_TRUE(wait_until([&] { return server_->connections() == 0; }));
+}
+
 TEST(HttpServerListen, BadAddressIsAnError) {
   Router router;
   Metrics metrics;
