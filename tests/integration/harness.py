@@ -340,19 +340,17 @@ class Publisher:
     def __init__(self, url, log_path, procs, duration=None):
         self.url = url
         self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = procs.add(subprocess.Popen(publisher_args(url, duration=duration),
-                                               stdin=subprocess.DEVNULL, stdout=self._log,
-                                               stderr=subprocess.STDOUT, env=child_env()))
+        with open(log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = procs.add(subprocess.Popen(publisher_args(url, duration=duration),
+                                                   stdin=subprocess.DEVNULL, stdout=log,
+                                                   stderr=subprocess.STDOUT, env=child_env()))
 
     def alive(self):
         return self.proc.poll() is None
 
     def stop(self, timeout=5.0):
         """SIGTERM by PID (ffmpeg then closes the stream cleanly); returns rc."""
-        rc = terminate(self.proc, timeout)
-        self._log.close()
-        return rc
+        return terminate(self.proc, timeout)
 
     def wait(self, timeout):
         """Waits up to `timeout` s for ffmpeg to exit by itself; returns rc or None."""

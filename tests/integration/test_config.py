@@ -13,7 +13,7 @@ from harness import HOST, Server, castmesh_bin, child_env, free_ports, run
 
 # Every configuration key (section.key); each must be settable as CASTMESH_<SECTION>__<KEY>.
 KEYS = [
-    "server.host", "server.port", "server.threads", "server.request_timeout_ms",
+    "server.host", "server.port", "server.threads", "server.request_timeout_ms", "server.send_timeout_ms",
     "server.max_body_bytes", "server.max_connections", "server.shutdown_grace_secs",
     "server.log_level",
     "rtmp.enabled", "rtmp.host", "rtmp.port", "rtmp.handshake_timeout_ms", "rtmp.idle_timeout_ms",
@@ -148,12 +148,24 @@ class HelpTests(unittest.TestCase):
         rc, out, err, _ = run([castmesh_bin(), "--help"], timeout=15)
         self.assertEqual(rc, 0, err)
         text = out + err
+        lines = text.splitlines()
+
+        def mentions(line, key):
+            return re.search(r"(^|[\s`'\"])%s($|[\s:=`'\"])" % re.escape(key), line) is not None
+
         for k in KEYS:
-            word = re.compile(r"(^|[\s`'\"])%s($|[\s:`'\"])" % re.escape(k))
-            lines = [l for l in text.splitlines() if word.search(l)]
-            self.assertTrue(lines, "--help does not list %s" % k)
-            self.assertTrue(any(env_name(k) in l for l in lines),
-                            "--help lists %s without %s on its line" % (k, env_name(k)))
+            # The key's entry: from its line to the line naming the next key (at most 6 lines).
+            starts = [i for i, l in enumerate(lines) if mentions(l, k)]
+            self.assertTrue(starts, "--help does not list %s" % k)
+            found = False
+            for i in starts:
+                entry = [lines[i]]
+                for l in lines[i + 1:i + 6]:
+                    if any(mentions(l, other) for other in KEYS if other != k):
+                        break
+                    entry.append(l)
+                found = found or any(env_name(k) in l for l in entry)
+            self.assertTrue(found, "--help lists %s without %s in its entry" % (k, env_name(k)))
         for cmd in ("serve", "config"):
             self.assertIn(cmd, text)
 

@@ -200,9 +200,10 @@ class LiveStreamTests(ServerTestCase):
         self.assertIn("castmesh_slow_subscribers_closed_total", names)
         # Counters reflect the live publisher.
         rtmp_in = sum(v for (n, l), v in m.items()
-                      if n == "castmesh_bytes_in_total" and 'rtmp' in l)
-        self.assertGreater(rtmp_in, 1_000_000, "castmesh_bytes_in_total{rtmp}")
+                      if n == "castmesh_bytes_received_total" and "rtmp" in l)
+        self.assertGreater(rtmp_in, 1_000_000, "castmesh_bytes_received_total{protocol=rtmp}")
         self.assertGreaterEqual(sum(v for (n, _), v in m.items() if n == "castmesh_streams"), 1)
+        self.assertGreaterEqual(sum(v for (n, _), v in m.items() if n == "castmesh_publishes_total"), 1)
 
     # ---- publisher conflicts
     def test_second_publisher_refused(self):
