@@ -53,20 +53,21 @@ std::optional<std::pair<live::StreamKey, std::string>> split_hls(std::string_vie
 struct Server::Impl {
   explicit Impl(Config c)
       : cfg(std::move(c)),
-        pool(cfg.server.threads),
         hls(cfg.hls, metrics),
         hub(cfg.live, metrics),
-        flv(cfg.httpflv, hub, metrics) {}
+        flv(cfg.httpflv, hub, metrics),
+        pool(cfg.server.threads) {}
 
-  // Declaration order is construction order; the HLS service outlives the hub whose Sources
-  // hold its segmenters.
+  // Declaration order is construction order, destruction runs backwards: the HLS service
+  // outlives the hub whose Sources hold its segmenters; the I/O pool (and with it any session
+  // coroutine still suspended after the grace period) goes before everything sessions use.
   Config cfg;
   Metrics metrics;
-  net::IoPool pool;
   hls::HlsService hls;
   live::StreamHub hub;
   httpflv::HttpFlvService flv;
   net::Router router;
+  net::IoPool pool;
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<rtmp::RtmpServer> rtmp;
   std::unique_ptr<asio::steady_timer> housekeeping;
@@ -83,10 +84,10 @@ struct Server::Impl {
         if (!file) return net::json_error(404, "not found");
         net::HttpResponse res;
         res.content_type = file->content_type;
-        res.body.assign(file->body->begin(), file->body->end());
+        res.shared_body = file->body;
         res.headers.emplace_back("Access-Control-Allow-Origin", "*");
         res.headers.emplace_back("Cache-Control", file->cache_control);
-        metrics.add(metrics.bytes_out_total, Proto::hls, res.body.size());
+        metrics.add(metrics.bytes_out_total, Proto::hls, file->body->size());
         return res;
       };
     };
