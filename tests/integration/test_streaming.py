@@ -189,6 +189,20 @@ class LiveStreamTests(ServerTestCase):
                 d.join(timeout=10)
         wait_for(lambda: counts() == (0, 0), 5, 0.2, "subscriber counts back to (0, 0)")
 
+    def test_api_counts_hls_viewers(self):
+        def hls_count():
+            return subscribers(self.stream_obj(), "hls")
+        viewer = self.procs.add(harness.subprocess.Popen(
+            [harness.FFMPEG, "-hide_banner", "-nostdin", "-v", "error",
+             "-i", self.server.http_url(self.hls_path()), "-t", "20", "-f", "null", "-"],
+            stdin=harness.subprocess.DEVNULL, stdout=harness.subprocess.DEVNULL,
+            stderr=harness.subprocess.DEVNULL, env=harness.child_env()))
+        try:
+            wait_for(lambda: hls_count() >= 1, 8, 0.25,
+                     "subscribers.hls >= 1 while an HLS player fetches the playlist and segments")
+        finally:
+            harness.terminate(viewer)
+
     def test_metrics(self):
         status, hdrs, body = self.server.get("/metrics")
         self.assertEqual(status, 200)
@@ -207,6 +221,7 @@ class LiveStreamTests(ServerTestCase):
 
     # ---- publisher conflicts
     def test_second_publisher_refused(self):
+        rejected_before = self.server.metric_sum("castmesh_publish_rejected_total")
         second = self.start_publisher(APP, STREAM)
         rc = second.wait(15)
         self.assertIsNotNone(rc, "second publisher on a live key still running after 15 s")
@@ -223,6 +238,8 @@ class LiveStreamTests(ServerTestCase):
             return playlist_segments(b.decode())[-1] != before
         wait_for(advanced, 6, 0.2, "HLS playlist advancing after the refused publish")
         self.assertTrue(self.publisher.alive(), "first publisher died: " + self.publisher.log_text())
+        self.assertGreater(self.server.metric_sum("castmesh_publish_rejected_total"), rejected_before,
+                           "castmesh_publish_rejected_total did not count the refused publish")
 
 
 class RepublishAndCleanupTests(ServerTestCase):
@@ -302,6 +319,7 @@ class ShutdownTests(ServerTestCase):
         self.assertEqual(rc, 0, "exit status %s after %.2f s" % (rc, elapsed))
         self.assertLessEqual(elapsed, self.server.grace + harness.EXIT_SLACK_SECS)
         self.assertFalse(flv_drain.is_alive(), "HTTP-FLV player not disconnected at shutdown")
+        self.assertTrue(harness.wait_closed(player.sock, 3), "RTMP player not disconnected at shutdown")
         self.assertIsNotNone(pub.wait(5), "publisher still connected after the server exited")
 
 
