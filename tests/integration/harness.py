@@ -1157,10 +1157,21 @@ class ServerTestCase(unittest.TestCase):
             with contextlib.suppress(Exception):
                 c.close()
         self.procs.kill_all()
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not outcome.success:
+        if self._failed():
             type(self).any_failure = True
             sys.stderr.write("\n%s failed; server log follows\n%s\n" % (self.id(), self.server.log_tail(120)))
+
+    def _failed(self):
+        """True when this test (or one of its subtests) has failed so far. (tearDown runs in a
+        fresh outcome part, so the result lists are what tell.)"""
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return False
+        for t, _ in list(result.failures) + list(result.errors):
+            if t is self or getattr(t, "test_case", None) is self:
+                return True
+        return False
 
     def start_publisher(self, app, stream, procs=None, duration=None):
         procs = procs or self.procs
