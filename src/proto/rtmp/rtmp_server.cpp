@@ -37,6 +37,8 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // Socket read buffer of a session: small for players (they send little), larger once publishing.
 constexpr size_t kReadBufPlayer = 16 * 1024;
 constexpr size_t kReadBufPublisher = 64 * 1024;
+// Largest backlog of serialized control/command replies waiting for the socket, bytes.
+constexpr size_t kMaxControlBacklog = 1024 * 1024;
 
 class Session;
 
@@ -164,6 +166,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void send(const Message& m) {
     if (closed_) return;
     writer_.write(m, ctl_out_);
+    if (ctl_out_.size() > kMaxControlBacklog) {
+      // A peer that sends requests (pings, commands) but does not read the replies.
+      protocol_error(Error{Errc::too_large, "peer does not read its control replies"});
+      return;
+    }
     notify(false);
   }
   void notify(bool media) {
@@ -634,6 +641,7 @@ void Session::on_play(const Command& c) {
   send(on_status_message(kMediaStreamId, "status", status::kPlayReset, "Playing and resetting " + key.str() + "."));
   send(on_status_message(kMediaStreamId, "status", status::kPlayStart, "Started playing " + key.str() + "."));
   send(sample_access_message(kMediaStreamId));
+  if (closed_) return;  // send() may have closed a peer that does not read
   publishing_seen_ = sub_->publishing();
   std::weak_ptr<Session> weak = weak_from_this();
   auto ex = ex_;

@@ -353,6 +353,25 @@ TEST_F(RtmpServerTest, MalformedInputClosesOnlyThatConnection) {
   EXPECT_EQ(hub->publishing_count(), 1u);
 }
 
+TEST_F(RtmpServerTest, PeerThatDoesNotReadRepliesIsClosed) {
+  RtmpConfig cfg;
+  cfg.send_timeout_ms = 60000;  // the backlog bound, not the send timeout, must act
+  start(cfg);
+  TestClient c(port);
+  ASSERT_FALSE(c.handshake().empty());
+  // connect commands, each answered with ~4x its size in replies, sent without ever reading.
+  Bytes batch;
+  ChunkWriter w(128);
+  const Message connect = command_message(
+      0, {Value::string("connect"), Value::number(1), Value::object({{"app", Value::string("live")}})});
+  for (int i = 0; i < 2000; ++i) w.write(connect, batch);
+  const uint64_t before = protocol_errors();
+  for (int i = 0; i < 200 && c.send_raw(batch); ++i) {
+  }
+  EXPECT_TRUE(c.wait_closed(5000));
+  EXPECT_TRUE(wait_until([&] { return protocol_errors() == before + 1; }));
+}
+
 TEST_F(RtmpServerTest, HandshakeAndIdleTimeouts) {
   RtmpConfig cfg;
   cfg.handshake_timeout_ms = 300;
