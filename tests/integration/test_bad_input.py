@@ -16,6 +16,7 @@ from harness import (HOST, RtmpClient, RtmpClosed, ServerTestCase, amf0_encode, 
 APP, REF = "live", "ref"
 HANDSHAKE_TIMEOUT_MS = 2000
 SEND_TIMEOUT_MS = 3000
+REQUEST_TIMEOUT_MS = 2000
 # Growth of the server's RSS over its value with the reference stream warm, MiB.
 RSS_BOUND_MIB = 64
 SLOW_READER_RSS_BOUND_MIB = 32
@@ -27,6 +28,8 @@ class BadInputTests(ServerTestCase):
     server_env = {
         "CASTMESH_RTMP__HANDSHAKE_TIMEOUT_MS": HANDSHAKE_TIMEOUT_MS,
         "CASTMESH_HTTPFLV__SEND_TIMEOUT_MS": SEND_TIMEOUT_MS,
+        "CASTMESH_RTMP__SEND_TIMEOUT_MS": SEND_TIMEOUT_MS,
+        "CASTMESH_SERVER__REQUEST_TIMEOUT_MS": REQUEST_TIMEOUT_MS,
     }
 
     @classmethod
@@ -216,6 +219,50 @@ class BadInputTests(ServerTestCase):
                         "stalled HTTP-FLV reader neither closed nor counted "
                         "(castmesh_slow_subscribers_closed_total %s -> %s)" % (closed_before, closed_after))
         self.assert_still_serves("slow HTTP-FLV reader")
+
+    def test_slow_rtmp_player_dropped(self):
+        closed_before = self.server.metric_sum("castmesh_slow_subscribers_closed_total")
+        rss0 = self.server.rss_kib()
+        c = RtmpClient(self.server.rtmp_port, timeout=5)
+        self.closing(c)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.handshake()
+        c.connect(APP)
+        c.play(c.create_stream(), REF)
+        c.first_keyframe(5)  # playing; from now on nothing is read (and nothing acknowledged)
+        peak = rss0
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            peak = max(peak, self.server.rss_kib())
+        growth_mib = (peak - rss0) / 1024
+        self.assertLess(growth_mib, SLOW_READER_RSS_BOUND_MIB,
+                        "RSS grew by %.1f MiB for one stalled RTMP player" % growth_mib)
+        closed_after = self.server.metric_sum("castmesh_slow_subscribers_closed_total")
+        socket_closed = wait_closed(c.sock, 3)
+        self.assertTrue(closed_after > closed_before or socket_closed,
+                        "stalled RTMP player neither closed nor counted "
+                        "(castmesh_slow_subscribers_closed_total %s -> %s)" % (closed_before, closed_after))
+        self.assert_still_serves("slow RTMP player")
+
+    def test_http_slow_request_headers_closed(self):
+        n = 100
+        conns = []
+        try:
+            for _ in range(n):
+                s = socket.create_connection((HOST, self.server.http_port), timeout=5)
+                s.sendall(b"GET /live/live/ref.flv HTTP/1.1\r\nHost: x\r\n")  # never finished
+                conns.append(s)
+            t0 = time.monotonic()
+            open_after = [s for s in conns if not wait_closed(s, max(0.05, t0 + REQUEST_TIMEOUT_MS / 1000 + 3
+                                                                   - time.monotonic()))]
+            self.assertEqual(len(open_after), 0, "%d of %d connections with unfinished request "
+                             "headers still open after %.1f s (request timeout %d ms)" %
+                             (len(open_after), n, time.monotonic() - t0, REQUEST_TIMEOUT_MS))
+        finally:
+            for s in conns:
+                s.close()
+        self.assert_still_serves("unfinished HTTP request headers")
 
     # ---- idle connections
     def test_idle_connections_closed_after_handshake_timeout(self):
