@@ -53,10 +53,11 @@ def main():
          "--duration", str(args.duration + 1), "--keyframe-log", kflog, "--no-progress", "--label", "hls-delay"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     t_start = time.time()
-    seen = {}            # segment uri -> first seen (unix s)
+    seen = {}            # segment uri -> (first seen = response time, request time of the poll before)
     initial = None       # segments listed at the first successful poll
     first_playlist_s = None
     polls = errors = 0
+    prev_req = None      # request time of the previous successful poll
     conn = None
     deadline = t_start + args.duration
     period = args.poll_ms / 1000.0
@@ -78,7 +79,8 @@ def main():
                         first_playlist_s = now - t_start
                     for u in uris:
                         if u not in seen and u not in initial:
-                            seen[u] = now
+                            seen[u] = (now, prev_req if prev_req is not None else t_poll)
+                prev_req = t_poll
                 if resp.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
@@ -108,11 +110,14 @@ def main():
     os.unlink(kflog)
     keyframes.sort()
 
-    delays = []
-    for uri, t in sorted(seen.items(), key=lambda kv: kv[1]):
+    # Upper bound: first response listing the segment; lower bound: the request of the poll
+    # before it (which did not list it yet), both against the keyframe that closed the segment.
+    delays, lows = [], []
+    for uri, (t, t_prev) in sorted(seen.items(), key=lambda kv: kv[1][0]):
         before = [k for k in keyframes if k[0] <= t]
         if before:
             delays.append((t - before[-1][0]) * 1000.0)
+            lows.append(max(0.0, (t_prev - before[-1][0]) * 1000.0))
     pub_result = None
     try:
         pub_result = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
@@ -134,6 +139,10 @@ def main():
             "max": round(max(delays), 1) if delays else None,
         },
         "delays_ms": [round(d, 1) for d in delays],
+        "delay_lower_bound_ms": {
+            "p50": round(statistics.median(lows), 1) if lows else None,
+            "max": round(max(lows), 1) if lows else None,
+        },
         "publisher": {k: pub_result.get(k) for k in ("connected", "kept_up", "errors")} if pub_result else None,
     }
     print(json.dumps(result))

@@ -3,7 +3,7 @@
 # Each repetition starts each server fresh (HLS on, 2 s target duration, the test FLV has a
 # keyframe every 2 s), publishes with castmesh-loadgen for $DURATION s and polls the playlist
 # every $POLL_MS ms from core $CLIENT_CPU.
-# Env: SERVERS ("nginx castmesh")  REPS (3)  DURATION (30)  POLL_MS (5)  OUT (bench/results/hls-DATE.jsonl)
+# Env: SERVERS ("nginx castmesh")  REPS (3)  DURATION (30)  POLL_MS (2)  OUT (bench/results/hls-DATE.jsonl)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_reexec "$0" "$@"
@@ -11,7 +11,7 @@ bench_reexec "$0" "$@"
 SERVERS=${SERVERS:-"nginx castmesh"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-30}
-POLL_MS=${POLL_MS:-5}
+POLL_MS=${POLL_MS:-2}
 mkdir -p "$BENCH_DIR/results"
 OUT=${OUT:-$BENCH_DIR/results/hls-$(date +%Y%m%d-%H%M%S).jsonl}
 

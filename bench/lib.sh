@@ -169,5 +169,5 @@ machine_info() {  # one JSON object describing the machine
   kernel=$(uname -r)
   printf '{"nproc":%d,"cpu":"%s","mem":"%s","kernel":"%s","date":"%s","loadavg":"%s","nginx":"%s","castmesh_commit":"%s"}\n' \
     "$(nproc)" "$model" "$mem" "$kernel" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "$("$NGINX_BIN" -v 2>&1 | sed 's/.*\///')" "$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)"
+    "$("$NGINX_BIN" -v 2>&1 | sed 's/.*\///')" "$(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null) (binary ${CASTMESH:-none}, built $(date -u -r "${CASTMESH:-/nonexistent}" +%H:%MZ 2>/dev/null))"
 }

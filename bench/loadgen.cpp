@@ -5,6 +5,7 @@
 /// per-client buffers, media payloads never copied. Connects only to 127.0.0.1.
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -59,6 +60,7 @@ struct Options {
   uint32_t threads = 1;
   uint32_t read_buf = 64 * 1024;
   uint32_t read_pause_ms = 0;
+  uint32_t rcvlowat = 0;
   uint32_t batch_ms = 10;
   uint32_t chunk_size = 4096;
   double lag_limit_s = 2.0;
@@ -159,6 +161,15 @@ void track_media(ClientStats& st, int64_t now_us, uint8_t type, uint32_t ts, std
   prev = t;
   st.last_ts = std::max(st.last_ts, t);
   st.max_ahead_ms = std::max(st.max_ahead_ms, t - now_us / 1000);
+}
+
+/// Once a player has its first keyframe, optionally raise SO_RCVLOWAT so the kernel signals
+/// readability (and wakes this process) only when that many bytes are queued.
+void maybe_set_rcvlowat(tcp::socket& s, const Options& o, const ClientStats& st, bool& done) {
+  if (done || o.rcvlowat == 0 || st.first_key_us < 0) return;
+  done = true;
+  int v = static_cast<int>(o.rcvlowat);
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v);
 }
 
 /// Sockets of one io_context, so the end-of-run closer can close them from that thread.
@@ -390,6 +401,7 @@ awaitable<void> rtmp_player(Worker& w, const Options& o, const Target& t, Client
     c.start();
     Bytes buf(o.read_buf);
     size_t have = 0;
+    bool lowat_set = false;
     asio::steady_timer pause(w.io);
     if (co_await flush(s, c.out, st)) {
       for (;;) {
@@ -408,6 +420,7 @@ awaitable<void> rtmp_player(Worker& w, const Options& o, const Target& t, Client
         have -= *r;
         if (!st.error.empty()) break;
         if (!co_await flush(s, c.out, st)) break;
+        maybe_set_rcvlowat(s, o, st, lowat_set);
         if (o.read_pause_ms > 0 && st.first_key_us >= 0) {
           pause.expires_after(std::chrono::milliseconds(o.read_pause_ms));
           co_await pause.async_wait(kTok);
@@ -439,7 +452,7 @@ awaitable<void> flv_player(Worker& w, const Options& o, const Target& t, ClientS
     if (ec) st.fail(io_error("write", ec));
     Bytes buf(o.read_buf);
     size_t have = 0;
-    bool in_body = false, chunked = false;
+    bool in_body = false, chunked = false, lowat_set = false;
     FlvScanner flv;
     HttpChunkDecoder dechunk;
     asio::steady_timer pause(w.io);
@@ -485,6 +498,7 @@ awaitable<void> flv_player(Worker& w, const Options& o, const Target& t, ClientS
         fs = flv.feed(body, sink);
       }
       if (!fs.ok()) { st.fail("flv: " + fs.error().message()); break; }
+      maybe_set_rcvlowat(s, o, st, lowat_set);
       if (o.read_pause_ms > 0 && st.first_key_us >= 0) {
         pause.expires_after(std::chrono::milliseconds(o.read_pause_ms));
         co_await pause.async_wait(kTok);
@@ -796,6 +810,10 @@ int run(int argc, char** argv) {
                  "players sleep this long after each read once the first keyframe arrived (fewer, larger reads; "
                  "the server's socket buffers absorb it)")
       ->check(CLI::Range(0u, 1000u));
+  app.add_option("--rcvlowat", o.rcvlowat,
+                 "players set SO_RCVLOWAT to this many bytes once the first keyframe arrived, so the kernel wakes "
+                 "them per that much data instead of per packet (0 = off)")
+      ->check(CLI::Range(0u, 1u << 20));
   app.add_option("--batch-ms", o.batch_ms, "publishers: minimum time between writes, ms")->check(CLI::Range(0u, 1000u));
   app.add_option("--chunk-size", o.chunk_size, "RTMP chunk size announced and used for sending")->check(CLI::Range(128u, 1u << 24));
   app.add_option("--lag-limit", o.lag_limit_s, "a client keeps up if its lag at the end is below this, seconds");

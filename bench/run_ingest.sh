@@ -6,7 +6,11 @@
 # load generator's CPU and RSS are sampled for $WINDOW s. One JSON line per item goes to $OUT;
 # bench/summarize.py makes the tables.
 #
-# Env: TARGETS ("nginx:off castmesh:off castmesh:on"; hls on|off)  STEPS ("500 1000 2000")
+# Publishers write every BATCH_MS ms whatever media is due by then (10 ~ one write per frame;
+# 40 = default: 1-2 video frames and ~2 audio frames per write). Server cost per byte depends
+# strongly on it (one loopback packet per write), so compare servers at the same setting.
+#
+# Env: TARGETS ("nginx:off castmesh:off castmesh:on"; hls on|off)  STEPS ("500 1000 2000")  BATCH_MS (40)
 #      REPS (3)  RAMP publishers/s (500)  SETTLE (3)  WINDOW (8)  OUT (bench/results/ingest-DATE.jsonl)
 #      SERVER_CPU (1) CLIENT_CPU (0) LOADGEN CASTMESH LOADGEN_ARGS
 set -euo pipefail
@@ -19,12 +23,13 @@ REPS=${REPS:-3}
 RAMP=${RAMP:-500}
 SETTLE=${SETTLE:-3}
 WINDOW=${WINDOW:-8}
+BATCH_MS=${BATCH_MS:-40}
 mkdir -p "$BENCH_DIR/results"
 OUT=${OUT:-$BENCH_DIR/results/ingest-$(date +%Y%m%d-%H%M%S).jsonl}
 
 bench_init
 gen_input "$WORK/in.flv"
-echo "{\"machine\":$(machine_info),\"script\":\"run_ingest.sh\",\"targets\":\"$TARGETS\",\"steps\":\"$STEPS\",\"reps\":$REPS,\"ramp\":$RAMP,\"settle\":$SETTLE,\"window\":$WINDOW}" >>"$OUT"
+echo "{\"machine\":$(machine_info),\"script\":\"run_ingest.sh\",\"targets\":\"$TARGETS\",\"steps\":\"$STEPS\",\"reps\":$REPS,\"ramp\":$RAMP,\"settle\":$SETTLE,\"window\":$WINDOW,\"batch_ms\":$BATCH_MS}" >>"$OUT"
 log "results -> $OUT"
 
 run_item() {  # run_item REP SERVER HLS N
@@ -36,7 +41,7 @@ run_item() {  # run_item REP SERVER HLS N
   lg_json="$WORK/lg-$rep-$server-$hls-$n.json"
   "${ON_CLIENT_CPU[@]}" "$LOADGEN" --mode rtmp-publish --url "$RTMP_BASE/pub" --file "$WORK/in.flv" -n "$n" \
     --ramp-per-sec "$RAMP" --duration $((SETTLE + WINDOW + 2)) --ready-file "$ready" --no-progress \
-    --label "$server:hls-$hls" ${LOADGEN_ARGS:-} >"$lg_json" 2>"$lg_json.err" &
+    --label "$server:hls-$hls" --batch-ms "$BATCH_MS" ${LOADGEN_ARGS:-} >"$lg_json" 2>"$lg_json.err" &
   lg_pid=$!
   BENCH_PIDS+=("$lg_pid")
   for i in $(seq $((n / RAMP * 10 + 300))); do [ -f "$ready" ] && break; kill -0 "$lg_pid" 2>/dev/null || break; sleep 0.1; done

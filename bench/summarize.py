@@ -47,15 +47,17 @@ def print_hls(hls):
     by_server = defaultdict(list)
     for h in hls:
         by_server[h["server"]].append(h)
-    print("| server | runs | segments | delay p50 ms (pooled) | p90 ms | max ms | per-run p50 ms | first playlist s (median) | publisher errors |")
-    print("|---|---:|---:|---:|---:|---:|---|---:|---|")
+    print("| server | runs | segments | delay p50 ms (pooled) | p90 ms | max ms | per-run p50 ms | lower bound p50/max ms | first playlist s (median) | publisher errors |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---:|---|")
     for server, runs in sorted(by_server.items()):
         pooled = [d for r in runs for d in r["delays_ms"]]
         per_run = "/".join(fmt(r["delay_ms"]["p50"], 1) for r in runs)
         errs = [r["publisher"]["errors"] for r in runs if r.get("publisher") and r["publisher"].get("errors")]
         p90 = sorted(pooled)[min(len(pooled) - 1, int(0.9 * (len(pooled) - 1) + 0.5))] if pooled else None
         print(f"| {server} | {len(runs)} | {len(pooled)} | {fmt(med(pooled), 1)} | {fmt(p90, 1)} | "
-              f"{fmt(max(pooled) if pooled else None, 1)} | {per_run} | {fmt(med([r['first_playlist_s'] for r in runs]), 2)} | "
+              f"{fmt(max(pooled) if pooled else None, 1)} | {per_run} | "
+              f"{fmt(med([r['delay_lower_bound_ms']['p50'] for r in runs]), 1)}/{fmt(max([r['delay_lower_bound_ms']['max'] or 0 for r in runs]), 1)} | "
+              f"{fmt(med([r['first_playlist_s'] for r in runs]), 2)} | "
               f"{json.dumps(errs) if errs else '-'} |")
 
 
