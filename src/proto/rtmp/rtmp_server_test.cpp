@@ -231,6 +231,45 @@ TEST_F(RtmpServerTest, SecondPublisherGetsBadNameAndFirstKeepsStream) {
   EXPECT_FALSE(p1->closed());
 }
 
+TEST_F(RtmpServerTest, AggregateMessagesAreSplit) {
+  start();
+  auto pub = start_publisher(port, "agg");
+  ASSERT_TRUE(pub);
+  TestClient player(port);
+  ASSERT_FALSE(player.handshake().empty());
+  ASSERT_TRUE(player.connect_app("live", port));
+  ASSERT_EQ(player.play("agg"), status::kPlayReset);
+
+  // RTMP spec 7.1.6: two video sub-messages with FLV tag headers; times relative to the first.
+  Bytes agg;
+  auto tag = [&](uint32_t ts, const Bytes& body) {
+    ByteWriter w(agg);
+    w.u8(msg_type::kVideo);
+    w.u24(static_cast<uint32_t>(body.size()));
+    w.u24(ts & 0xFFFFFF);
+    w.u8(static_cast<uint8_t>(ts >> 24));
+    w.u24(0);
+    w.bytes(body);
+    w.u32(static_cast<uint32_t>(11 + body.size()));
+  };
+  const Bytes f1 = video_frame(true, 300, 0xA1), f2 = video_frame(false, 200, 0xA2);
+  tag(5000, f1);
+  tag(5033, f2);
+  pub->send_media(msg_type::kAggregate, 1000, agg);
+  auto m1 = player.wait_for([&](const Message& m) { return is_type(m, msg_type::kVideo) && m.payload == f1; });
+  auto m2 = player.wait_for([&](const Message& m) { return is_type(m, msg_type::kVideo) && m.payload == f2; });
+  ASSERT_TRUE(m1.has_value());
+  ASSERT_TRUE(m2.has_value());
+  EXPECT_EQ(m2->timestamp - m1->timestamp, 33u);
+
+  // A truncated aggregate is a protocol error.
+  agg.resize(agg.size() - 10);
+  const uint64_t before = protocol_errors();
+  pub->send_media(msg_type::kAggregate, 2000, agg);
+  EXPECT_TRUE(pub->wait_closed(3000));
+  EXPECT_EQ(protocol_errors(), before + 1);
+}
+
 TEST_F(RtmpServerTest, BadNamesAreRefused) {
   start();
   TestClient c(port);
