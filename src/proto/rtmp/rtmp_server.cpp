@@ -77,7 +77,11 @@ struct RtmpServer::State : std::enable_shared_from_this<RtmpServer::State> {
   live::StreamHub& hub;
   Metrics& metrics;
 
-  std::unique_ptr<tcp::acceptor> acceptor;  // created by listen(), then used on ctxs[0]
+  // The acceptor is owned by the accept loop's coroutine frame, so it never outlives ctxs[0]
+  // (even when that frame is destroyed with the io_context). While the loop lives this points
+  // at it; touched only on ctxs[0]'s thread.
+  tcp::acceptor* acceptor = nullptr;
+  std::atomic<bool> listening{false};
   std::atomic<uint16_t> port{0};
   std::atomic<bool> stopping{false};
   std::atomic<size_t> next_ctx{0};
@@ -87,7 +91,7 @@ struct RtmpServer::State : std::enable_shared_from_this<RtmpServer::State> {
   std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions;
   uint64_t next_id = 0;
 
-  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> accept_loop(tcp::acceptor acc);
   void start_session(tcp::socket sock);
   void unregister(uint64_t id);
 };
@@ -711,8 +715,15 @@ void RtmpServer::State::start_session(tcp::socket sock) {
   });
 }
 
-asio::awaitable<void> RtmpServer::State::accept_loop() {
+asio::awaitable<void> RtmpServer::State::accept_loop(tcp::acceptor acc) {
   auto self = shared_from_this();
+  struct Registration {  // clears State::acceptor however the frame ends
+    State& st;
+    Registration(State& s, tcp::acceptor* a) : st(s) { st.acceptor = a; }
+    ~Registration() { st.acceptor = nullptr; }
+  } registration(*this, &acc);
+  if (stopping.load()) co_return;  // stop() ran before the loop started
+  tcp::acceptor* acceptor = &acc;
   for (;;) {
     asio::io_context& ctx = *ctxs[next_ctx.fetch_add(1, std::memory_order_relaxed) % ctxs.size()];
     auto [ec, sock] = co_await acceptor->async_accept(ctx, kUseTuple);
@@ -739,21 +750,24 @@ RtmpServer::~RtmpServer() { stop(); }
 Status RtmpServer::listen() {
   auto& st = *state_;
   if (st.ctxs.empty()) return Error{Errc::config_invalid, "rtmp: no io_context"};
-  if (st.acceptor) return Error{Errc::io_error, "rtmp: already listening"};
+  if (st.listening.exchange(true)) return Error{Errc::io_error, "rtmp: already listening"};
   error_code ec;
   const auto addr = asio::ip::make_address(st.cfg.host, ec);
   if (ec) return Error{Errc::io_error, "rtmp: bad listen address '" + st.cfg.host + "': " + ec.message()};
   const tcp::endpoint ep(addr, st.cfg.port);
-  auto acc = std::make_unique<tcp::acceptor>(*st.ctxs[0]);
+  tcp::acceptor acc(*st.ctxs[0]);
   const std::string where = endpoint_string(ep);
-  if (acc->open(ep.protocol(), ec); ec) return Error{Errc::io_error, "rtmp: open " + where + ": " + ec.message()};
-  acc->set_option(asio::socket_base::reuse_address(true), ec);
-  if (acc->bind(ep, ec); ec) return Error{Errc::io_error, "rtmp: bind " + where + ": " + ec.message()};
-  if (acc->listen(asio::socket_base::max_listen_connections, ec); ec)
-    return Error{Errc::io_error, "rtmp: listen " + where + ": " + ec.message()};
-  st.port = acc->local_endpoint(ec).port();
-  st.acceptor = std::move(acc);
-  asio::co_spawn(*st.ctxs[0], st.accept_loop(), [](std::exception_ptr e) { log_coroutine_end(e, "-", "acceptor"); });
+  auto fail = [&](const char* what) -> Status {
+    st.listening = false;
+    return Error{Errc::io_error, std::string("rtmp: ") + what + " " + where + ": " + ec.message()};
+  };
+  if (acc.open(ep.protocol(), ec); ec) return fail("open");
+  acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (acc.bind(ep, ec); ec) return fail("bind");
+  if (acc.listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  st.port = acc.local_endpoint(ec).port();
+  asio::co_spawn(*st.ctxs[0], st.accept_loop(std::move(acc)),
+                 [](std::exception_ptr e) { log_coroutine_end(e, "-", "acceptor"); });
   return ok_status();
 }
 
@@ -764,10 +778,10 @@ size_t RtmpServer::connections() const { return state_->active.load(); }
 void RtmpServer::stop() {
   auto st = state_;
   if (st->stopping.exchange(true)) return;
-  if (st->acceptor) {
+  if (!st->ctxs.empty()) {
     asio::post(*st->ctxs[0], [st] {
       error_code ec;
-      st->acceptor->close(ec);
+      if (st->acceptor) st->acceptor->close(ec);
     });
   }
   std::vector<std::weak_ptr<Session>> all;

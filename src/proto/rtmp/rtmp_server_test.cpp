@@ -480,6 +480,29 @@ TEST_F(RtmpServerTest, StopClosesEverySession) {
   EXPECT_FALSE(late.connected() && !late.handshake().empty());
 }
 
+TEST_F(RtmpServerTest, TeardownWithSessionsStillOpen) {
+  // The shutdown path after an expired grace period: the contexts stop with sessions (and the
+  // accept loop) suspended; the server, then the contexts, then the hub are destroyed.
+  start();
+  auto pub = start_publisher(port, "abrupt");
+  ASSERT_TRUE(pub);
+  TestClient player(port);
+  ASSERT_FALSE(player.handshake().empty());
+  ASSERT_TRUE(player.connect_app("live", port));
+  ASSERT_EQ(player.play("abrupt"), status::kPlayReset);
+  guards.clear();
+  for (auto& c : ctxs) c->stop();
+  for (auto& t : threads) t.join();
+  threads.clear();
+  server.reset();
+  ctxs.clear();
+  EXPECT_EQ(metrics.connections[Metrics::idx(Proto::rtmp)].load(), 0);
+  EXPECT_EQ(hub->publishing_count(), 0u);
+  hub.reset();
+  EXPECT_TRUE(pub->wait_closed(2000));
+  EXPECT_TRUE(player.wait_closed(2000));
+}
+
 // ---- ffmpeg / ffprobe --------------------------------------------------------------------------
 
 bool have_program(const char* name) {
