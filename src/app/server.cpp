@@ -18,6 +18,7 @@
 #include "net/io_pool.hpp"
 #include "proto/api/api.hpp"
 #include "proto/hls/hls_service.hpp"
+#include "proto/hls/viewer_tracker.hpp"
 #include "proto/httpflv/httpflv_service.hpp"
 #include "proto/rtmp/rtmp_server.hpp"
 
@@ -56,6 +57,7 @@ struct Server::Impl {
         hls(cfg.hls, metrics),
         hub(cfg.live, metrics),
         flv(cfg.httpflv, hub, metrics),
+        hls_viewers(std::max<int64_t>(10000, int64_t(cfg.hls.target_duration_secs) * 3000)),
         pool(cfg.server.threads) {}
 
   // Declaration order is construction order, destruction runs backwards: the HLS service
@@ -66,6 +68,7 @@ struct Server::Impl {
   hls::HlsService hls;
   live::StreamHub hub;
   httpflv::HttpFlvService flv;
+  hls::ViewerTracker hls_viewers;
   net::Router router;
   net::IoPool pool;
   std::unique_ptr<net::HttpServer> http;
@@ -82,6 +85,9 @@ struct Server::Impl {
         if (!parsed) return net::json_error(400, "malformed stream name");
         auto file = hls.get(parsed->first, parsed->second);
         if (!file) return net::json_error(404, "not found");
+        // A viewer is a client address + User-Agent (HLS has no connection to count).
+        const auto colon = req.remote.rfind(':');
+        hls_viewers.touch(parsed->first, req.remote.substr(0, colon) + "|" + req.header("User-Agent"), mono_ms());
         net::HttpResponse res;
         res.content_type = file->content_type;
         res.shared_body = file->body;
@@ -109,6 +115,7 @@ struct Server::Impl {
             if (ec) co_return;
             hub.sweep();
             hls.sweep();
+            hls_viewers.prune(mono_ms());
           }
         },
         asio::detached);
@@ -121,7 +128,10 @@ Server::~Server() { stop(); }
 
 Status Server::start() {
   auto& d = *impl_;
-  if (d.cfg.hls.enabled) d.hub.add_observer_factory(d.hls.observer_factory());
+  if (d.cfg.hls.enabled) {
+    d.hub.add_observer_factory(d.hls.observer_factory());
+    d.hub.set_subscriber_counter(Proto::hls, [&d](const live::StreamKey& k) { return d.hls_viewers.count(k, mono_ms()); });
+  }
   d.add_routes();
   d.pool.run();
   if (d.cfg.rtmp.enabled) {

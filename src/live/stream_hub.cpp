@@ -554,6 +554,20 @@ void StreamHub::on_publish_event(std::string_view kind, const StreamKey& key) {
   for (auto& l : ls) l(kind, key);
 }
 
+void StreamHub::set_subscriber_counter(Proto proto, SubscriberCounter counter) {
+  std::lock_guard lk(mu_);
+  counters_.emplace_back(proto, std::move(counter));
+}
+
+void StreamHub::add_external_counts(StreamStats& st) const {
+  std::vector<std::pair<Proto, SubscriberCounter>> cs;
+  {
+    std::lock_guard lk(mu_);
+    cs = counters_;
+  }
+  for (auto& [proto, fn] : cs) st.subscribers[Metrics::idx(proto)] += fn(st.key);
+}
+
 std::vector<StreamStats> StreamHub::list() const {
   std::vector<std::shared_ptr<Source>> srcs;
   {
@@ -563,7 +577,9 @@ std::vector<StreamStats> StreamHub::list() const {
   std::vector<StreamStats> out;
   for (auto& s : srcs) {
     auto st = s->stats();
-    if (st.publishing) out.push_back(std::move(st));
+    if (!st.publishing) continue;
+    add_external_counts(st);
+    out.push_back(std::move(st));
   }
   return out;
 }
@@ -578,6 +594,7 @@ std::optional<StreamStats> StreamHub::stats(const StreamKey& key) const {
   }
   auto st = src->stats();
   if (!st.publishing) return std::nullopt;
+  add_external_counts(st);
   return st;
 }
 

@@ -173,6 +173,11 @@ class StreamHub {
   using EventListener = std::function<void(std::string_view kind, const StreamKey&)>;
   void add_event_listener(EventListener f);
 
+  /// Supplies subscriber counts of a protocol the hub does not see as subscriptions (HLS
+  /// viewers are stateless HTTP clients). Set before serving; used by list() and stats().
+  using SubscriberCounter = std::function<uint64_t(const StreamKey&)>;
+  void set_subscriber_counter(Proto proto, SubscriberCounter counter);
+
   std::vector<StreamStats> list() const;
   std::optional<StreamStats> stats(const StreamKey& key) const;
   size_t publishing_count() const;
@@ -187,6 +192,7 @@ class StreamHub {
  private:
   friend class Source;
   void on_publish_event(std::string_view kind, const StreamKey& key);
+  void add_external_counts(StreamStats& st) const;
 
   LiveConfig cfg_;
   Metrics& metrics_;
@@ -194,6 +200,7 @@ class StreamHub {
   std::map<StreamKey, std::shared_ptr<Source>> sources_;
   std::vector<ObserverFactory> observer_factories_;
   std::vector<EventListener> listeners_;
+  std::vector<std::pair<Proto, SubscriberCounter>> counters_;
   bool stopped_ = false;
 };
 

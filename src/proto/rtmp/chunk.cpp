@@ -31,6 +31,7 @@ Status ChunkReader::complete(Stream& s, std::vector<Message>& out) {
   m.timestamp = s.timestamp;
   m.stream_id = s.stream_id;
   m.csid = s.csid;
+  buffered_ -= s.partial.size();
   m.payload = std::move(s.partial);
   s.partial = Bytes();
 
@@ -51,6 +52,7 @@ Status ChunkReader::complete(Stream& s, std::vector<Message>& out) {
     if (r.failed()) return Error{Errc::malformed, "rtmp: short Abort message"};
     if (Stream* t = find(csid); t && t->in_message) {
       t->in_message = false;
+      buffered_ -= t->partial.size();
       t->partial.clear();
     }
   }
@@ -70,6 +72,12 @@ Result<size_t> ChunkReader::feed(ByteView data, std::vector<Message>& out) {
       // Payload of the current chunk.
       Stream& s = streams_[cur_];
       size_t n = std::min<size_t>(chunk_left_, data.size() - pos);
+      // All partial messages together stay within one message's limit: interleaving chunk
+      // streams must not multiply the memory a connection can hold.
+      buffered_ += n;
+      if (buffered_ > limits_.max_message_bytes)
+        return fail(Error{Errc::too_large, "rtmp: partial messages exceed " +
+                                               std::to_string(limits_.max_message_bytes) + " bytes"});
       s.partial.insert(s.partial.end(), data.begin() + pos, data.begin() + pos + n);
       pos += n;
       chunk_left_ -= static_cast<uint32_t>(n);

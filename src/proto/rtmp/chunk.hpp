@@ -98,6 +98,7 @@ class ChunkReader {
   uint32_t chunk_size_ = 128;
   std::vector<Stream> streams_;
   size_t cur_ = 0;             // index in streams_ of the chunk whose payload is being read
+  size_t buffered_ = 0;        // bytes held in all partial messages
   uint32_t chunk_left_ = 0;    // payload bytes of the current chunk not yet received
   bool failed_ = false;
 };

@@ -389,6 +389,30 @@ TEST(ChunkReader, ErrorsAndLimits) {
   }
 }
 
+TEST(ChunkReader, InterleavedPartialMessagesShareOneLimit) {
+  // Three chunk streams each start a 900-byte message (under the 1000-byte limit on its
+  // own); together their partial payloads exceed it and the connection is refused.
+  ChunkLimits l;
+  l.max_message_bytes = 1000;
+  Feeder f(l);
+  Status st = ok_status();
+  for (uint8_t c = 3; c < 6 && st.ok(); ++c) {
+    Bytes chunk = {c, 0, 0, 0, 0, 0x03, 0x84, 9, 1, 0, 0, 0};  // fmt 0, length 900
+    chunk.insert(chunk.end(), 128, 0xAA);                      // first 128-byte chunk
+    st = f.push(chunk);
+  }
+  EXPECT_TRUE(st.ok()) << "384 bytes buffered so far";
+  for (int round = 0; round < 3 && st.ok(); ++round) {
+    for (uint8_t c = 3; c < 6 && st.ok(); ++c) {
+      Bytes cont = {static_cast<uint8_t>(0xC0 | c)};
+      cont.insert(cont.end(), 128, 0xBB);
+      st = f.push(cont);
+    }
+  }
+  EXPECT_EQ(st.code(), Errc::too_large);
+  EXPECT_TRUE(f.out.empty());
+}
+
 TEST(ChunkReader, RandomBytesNeverCrash) {
   std::mt19937 rng(1234);
   ChunkLimits l;
