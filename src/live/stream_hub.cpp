@@ -105,7 +105,7 @@ class Source : public std::enable_shared_from_this<Source> {
       std::lock_guard ol(obs_mu_);
       for (auto& o : observers_) o->on_publish(republish);
     }
-    hub_.on_publish_event("publish", key_);
+    hub_.emit_event("publish", key_);
     return true;
   }
 
@@ -122,7 +122,7 @@ class Source : public std::enable_shared_from_this<Source> {
       std::lock_guard ol(obs_mu_);
       for (auto& o : observers_) o->on_unpublish();
     }
-    hub_.on_publish_event("unpublish", key_);
+    hub_.emit_event("unpublish", key_);
   }
 
   bool push(media::PacketType type, uint32_t raw_ts, Bytes payload) {
@@ -173,6 +173,11 @@ class Source : public std::enable_shared_from_this<Source> {
   }
 
   void detach(Subscription* s) {
+    detach_locked(s);
+    hub_.emit_event("unsubscribe", key_);
+  }
+
+  void detach_locked(Subscription* s) {
     std::lock_guard lk(mu_);
     if (auto it = std::find(subs_.begin(), subs_.end(), s); it != subs_.end()) {
       *it = subs_.back();
@@ -532,6 +537,7 @@ Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key,
   }
   std::unique_ptr<Subscription> sub(new Subscription(src, proto));
   src->attach(sub.get());
+  emit_event("subscribe", key);
   return sub;
 }
 
@@ -545,7 +551,7 @@ void StreamHub::add_event_listener(EventListener f) {
   listeners_.push_back(std::move(f));
 }
 
-void StreamHub::on_publish_event(std::string_view kind, const StreamKey& key) {
+void StreamHub::emit_event(std::string_view kind, const StreamKey& key) {
   std::vector<EventListener> ls;
   {
     std::lock_guard lk(mu_);

@@ -168,8 +168,9 @@ class StreamHub {
   using ObserverFactory = std::function<std::unique_ptr<SourceObserver>(const StreamKey&)>;
   void add_observer_factory(ObserverFactory f);
 
-  /// Stream events for other services (cluster registry later). Called on the publisher's
-  /// thread. kind: "publish" | "unpublish".
+  /// Stream events for other services (cluster registry later). kind: "publish" |
+  /// "unpublish" (on the publisher's thread), "subscribe" | "unsubscribe" (on the
+  /// subscriber's thread). Called under no hub or Source lock; must be cheap.
   using EventListener = std::function<void(std::string_view kind, const StreamKey&)>;
   void add_event_listener(EventListener f);
 
@@ -191,7 +192,7 @@ class StreamHub {
 
  private:
   friend class Source;
-  void on_publish_event(std::string_view kind, const StreamKey& key);
+  void emit_event(std::string_view kind, const StreamKey& key);
   void add_external_counts(StreamStats& st) const;
 
   LiveConfig cfg_;

@@ -67,6 +67,21 @@ TEST_F(HubTest, SecondPublisherIsRefused) {
   EXPECT_TRUE(hub->publish(key, Proto::rtmp, "127.0.0.1:3").ok());
 }
 
+TEST_F(HubTest, EmitsStreamEvents) {
+  std::vector<std::string> events;
+  std::mutex mu;
+  hub->add_event_listener([&](std::string_view kind, const StreamKey& k) {
+    std::lock_guard lk(mu);
+    events.push_back(std::string(kind) + " " + k.str());
+  });
+  {
+    auto pub = publish();
+    auto sub = subscribe();
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"publish live/test", "subscribe live/test",
+                                                "unsubscribe live/test", "unpublish live/test"}));
+}
+
 TEST_F(HubTest, SubscribeWithoutPublisher) {
   auto r = hub->subscribe(key, Proto::httpflv, false);
   EXPECT_EQ(r.code(), Errc::not_found);
