@@ -20,6 +20,10 @@ class Category final : public std::error_category {
       case Errc::forbidden: return "forbidden";
       case Errc::config_invalid: return "invalid configuration";
       case Errc::io_error: return "I/O error";
+      case Errc::conflict: return "conflict";
+      case Errc::unavailable: return "unavailable";
+      case Errc::rate_limited: return "rate limited";
+      case Errc::unauthorized: return "unauthorized";
     }
     return "unknown error";
   }

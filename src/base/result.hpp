@@ -25,6 +25,10 @@ enum class Errc {
   forbidden,
   config_invalid,
   io_error,
+  conflict,             ///< a unique key is already taken
+  unavailable,          ///< a dependency (database, Redis) cannot be reached right now
+  rate_limited,         ///< too many requests from this client
+  unauthorized,         ///< missing or invalid credentials
 };
 
 /// The std::error_category of Errc ("castmesh").
