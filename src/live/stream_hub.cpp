@@ -485,6 +485,17 @@ StreamHub::~StreamHub() { stop(); }
 Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& key, Proto proto, std::string remote) {
   if (auto st = validate_name(key.app); !st) return st.error();
   if (auto st = validate_name(key.stream); !st) return st.error();
+  PublishAuthorizer authorize;
+  {
+    std::lock_guard lk(mu_);
+    authorize = authorizer_;
+  }
+  if (authorize) {
+    if (auto st = authorize(key, remote); !st) {
+      metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
+      return st.error();
+    }
+  }
   std::shared_ptr<Source> src;
   std::vector<ObserverFactory> factories;
   {
@@ -539,6 +550,11 @@ Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key,
   src->attach(sub.get());
   emit_event("subscribe", key);
   return sub;
+}
+
+void StreamHub::set_publish_authorizer(PublishAuthorizer f) {
+  std::lock_guard lk(mu_);
+  authorizer_ = std::move(f);
 }
 
 void StreamHub::add_observer_factory(ObserverFactory f) {

@@ -164,6 +164,12 @@ class StreamHub {
   Result<std::unique_ptr<Subscription>> subscribe(const StreamKey& key, Proto proto,
                                                   bool wait_for_publisher);
 
+  /// Decides whether a publish may proceed (e.g. the stream name must be a room's publish
+  /// key). Returning an error refuses the publish with that error (Errc::forbidden).
+  /// Called on the publisher's thread before the key is claimed; set before serving.
+  using PublishAuthorizer = std::function<Status(const StreamKey&, std::string_view remote)>;
+  void set_publish_authorizer(PublishAuthorizer f);
+
   /// Creates the observers attached to every new Source (called under no hub lock).
   using ObserverFactory = std::function<std::unique_ptr<SourceObserver>(const StreamKey&)>;
   void add_observer_factory(ObserverFactory f);
@@ -202,6 +208,7 @@ class StreamHub {
   std::vector<ObserverFactory> observer_factories_;
   std::vector<EventListener> listeners_;
   std::vector<std::pair<Proto, SubscriberCounter>> counters_;
+  PublishAuthorizer authorizer_;
   bool stopped_ = false;
 };
 

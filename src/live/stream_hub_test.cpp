@@ -82,6 +82,18 @@ TEST_F(HubTest, EmitsStreamEvents) {
                                                 "unsubscribe live/test", "unpublish live/test"}));
 }
 
+TEST_F(HubTest, PublishAuthorizerRefuses) {
+  hub->set_publish_authorizer([](const StreamKey& k, std::string_view) -> Status {
+    if (k.stream == "good-key") return ok_status();
+    return Error{Errc::forbidden, "unknown publish key"};
+  });
+  auto bad = hub->publish(key, Proto::rtmp, "127.0.0.1:1");
+  EXPECT_EQ(bad.code(), Errc::forbidden);
+  EXPECT_EQ(metrics.publish_rejected_total.load(), 1u);
+  EXPECT_EQ(hub->publishing_count(), 0u);
+  EXPECT_TRUE(hub->publish(StreamKey{"live", "good-key"}, Proto::rtmp, "127.0.0.1:1").ok());
+}
+
 TEST_F(HubTest, SubscribeWithoutPublisher) {
   auto r = hub->subscribe(key, Proto::httpflv, false);
   EXPECT_EQ(r.code(), Errc::not_found);
