@@ -17,6 +17,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -53,7 +54,14 @@ struct Top {
 // ---------------------------------------------------------------------------------------------
 // The typed descriptor of one key.
 
-enum class Kind { boolean, uint, string, choice };
+enum class Kind { boolean, uint, real, string, choice };
+
+/// Shortest text that reads back as `v` ("3", "2.5").
+std::string format_real(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc{} ? std::string(buf, end) : std::to_string(v);
+}
 
 struct Key {
   std::string_view section;
@@ -62,6 +70,8 @@ struct Key {
   std::string_view type;  // "bool", "uint16", ...
   uint64_t min = 0;
   uint64_t max = 0;
+  double real_min = 0;  // Kind::real
+  double real_max = 0;
   std::vector<std::string_view> choices;  // Kind::choice, in enum order
   bool non_empty = false;                 // Kind::string
   std::string_view description;
@@ -82,6 +92,7 @@ struct Key {
     switch (kind) {
       case Kind::boolean: return "true|false";
       case Kind::uint: return std::to_string(min) + ".." + std::to_string(max);
+      case Kind::real: return format_real(real_min) + ".." + format_real(real_max);
       case Kind::string: return non_empty ? "non-empty" : "";
       case Kind::choice: {
         std::string r;
@@ -158,8 +169,17 @@ std::string apply_field(Config& c, const Key& k, std::string_view text) {
     auto i = find_choice(k, text);
     if (!i) return bad_choice(k, text);
     field = static_cast<T>(*i);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    const std::string_view t = trim(text);
+    const std::string expected = "expected a number (" + k.range() + "), got '" + std::string(text) + "'";
+    double v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v, std::chars_format::fixed);
+    if (t.empty() || ec != std::errc{} || end != t.data() + t.size() || !std::isfinite(v)) return expected;
+    if (v < k.real_min || v > k.real_max) return std::string(t) + " is out of range " + k.range();
+    field = static_cast<T>(v);
   } else {
-    static_assert(std::is_integral_v<T> && std::is_unsigned_v<T>, "unsupported field type");
+    // Signed fields (int64_t) accept only their non-negative range min..max, like unsigned ones.
+    static_assert(std::is_integral_v<T>, "unsupported field type");
     const std::string_view t = trim(text);
     const std::string expected =
         "expected an integer (" + std::string(k.type) + " " + k.range() + "), got '" + std::string(text) + "'";
@@ -188,6 +208,8 @@ std::string show_field(const Config& c, const Key& k) {
   } else if constexpr (std::is_enum_v<T>) {
     const auto i = static_cast<size_t>(field);
     return i < k.choices.size() ? std::string(k.choices[i]) : std::to_string(i);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return format_real(field);
   } else {
     return std::to_string(field);
   }
@@ -214,15 +236,32 @@ Key flag(std::string_view key, std::string_view description) {
   return k;
 }
 
-/// An unsigned integer key accepting min..max (max 0 = the field type's maximum).
+/// An integer key accepting min..max (max 0 = the field type's maximum). Signed fields take
+/// only non-negative values.
 template <class A>
 Key number(std::string_view key, uint64_t min, uint64_t max, std::string_view description) {
   using T = std::remove_cvref_t<decltype(A::ref(std::declval<Config&>()))>;
-  static_assert(std::is_unsigned_v<T>);
+  static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>);
   Key k = make_key<A>(key, Kind::uint, description);
-  k.type = sizeof(T) == 2 ? "uint16" : sizeof(T) == 4 ? "uint32" : "uint64";
+  if constexpr (std::is_signed_v<T>) {
+    k.type = sizeof(T) == 8 ? "int64" : "int32";
+  } else {
+    k.type = sizeof(T) == 2 ? "uint16" : sizeof(T) == 4 ? "uint32" : "uint64";
+  }
   k.min = min;
-  k.max = max == 0 ? std::numeric_limits<T>::max() : max;
+  k.max = max == 0 ? static_cast<uint64_t>(std::numeric_limits<T>::max()) : max;
+  return k;
+}
+
+/// A floating-point key accepting min..max, written in plain decimal notation ("2.5").
+template <class A>
+Key real(std::string_view key, double min, double max, std::string_view description) {
+  using T = std::remove_cvref_t<decltype(A::ref(std::declval<Config&>()))>;
+  static_assert(std::is_floating_point_v<T>);
+  Key k = make_key<A>(key, Kind::real, description);
+  k.type = "number";
+  k.real_min = min;
+  k.real_max = max;
   return k;
 }
 
@@ -255,7 +294,11 @@ const std::vector<Section>& sections() {
       {"rtmp", "RTMP ingest and playback (rtmp://HOST:PORT/{app}/{stream})."},
       {"httpflv", "HTTP-FLV playback (GET /live/{app}/{stream}.flv)."},
       {"hls", "HLS playback (GET /live/{app}/{stream}.m3u8), MPEG-TS segments cut on keyframes."},
-      {"live", "Live sources: GOP cache and subscriber lag."},
+      {"live", "Live sources: GOP cache, subscriber lag, who may publish."},
+      {"database", "Durable state: users, sessions, rooms, members, playlists, chat."},
+      {"auth", "Accounts, login sessions and login rate limits."},
+      {"rooms", "Watch-together rooms and their WebSocket connections."},
+      {"web", "The browser UI."},
   };
   return kSections;
 }
@@ -269,6 +312,9 @@ const std::vector<Key>& keys() {
   using httpflv::HttpFlvConfig;
   using hls::HlsConfig;
   using live::LiveConfig;
+  using store::DatabaseConfig;
+  using auth::AuthConfig;
+  using room::RoomsConfig;
   static const std::vector<Key> kKeys = {
       // server
       text<In<&Config::server, &HttpConfig::host>>("server.host", true,
@@ -349,6 +395,34 @@ const std::vector<Key>& keys() {
           "A subscriber further behind the newest packet than this skips to the newest keyframe, ms."),
       number<In<&Config::live, &LiveConfig::idle_timeout_ms>>("live.idle_timeout_ms", 0, kMaxMs,
           "A stream with neither publisher nor subscribers is removed after this time, ms."),
+      flag<In<&Config::publish_auth, &PublishAuthConfig::require_publish_key>>("live.require_publish_key",
+          "RTMP publish only with a room's publish key as stream name (rtmp://HOST/live/{publish_key})."),
+      // database
+      text<In<&Config::database, &DatabaseConfig::url>>("database.url", true,
+          "sqlite:PATH (or a plain path) for SQLite; postgres://user:pass@host:port/db for PostgreSQL."),
+      // auth
+      number<In<&Config::auth, &AuthConfig::session_ttl_secs>>("auth.session_ttl_secs", 60, 315'360'000,
+          "Lifetime of a login session (bearer token / cookie), s."),
+      flag<In<&Config::auth, &AuthConfig::allow_registration>>("auth.allow_registration",
+          "Anyone may create an account with POST /api/v1/auth/register."),
+      number<In<&Config::auth, &AuthConfig::login_rate_per_min>>("auth.login_rate_per_min", 1, 10'000,
+          "Login attempts per minute per username and client address (6x per client address)."),
+      // rooms
+      number<In<&Config::rooms, &RoomsConfig::chat_history>>("rooms.chat_history", 1, 100'000,
+          "Chat messages kept per room (older ones are deleted)."),
+      number<In<&Config::rooms, &RoomsConfig::ws_max_frame_bytes>>("rooms.ws_max_frame_bytes", 256, 16'777'216,
+          "Largest WebSocket message accepted from a member; larger ones close the connection (1009), bytes."),
+      number<In<&Config::rooms, &RoomsConfig::ws_rate_per_sec>>("rooms.ws_rate_per_sec", 1, 10'000,
+          "Messages per second a connection may send (burst 2x); the excess is refused."),
+      number<In<&Config::rooms, &RoomsConfig::kick_cooldown_secs>>("rooms.kick_cooldown_secs", 0, 31'536'000,
+          "A kicked member may rejoin after this time unless the kick names another, s."),
+      number<In<&Config::rooms, &RoomsConfig::ws_send_queue>>("rooms.ws_send_queue", 1, 1'000'000,
+          "Messages queued for one connection; a member whose queue overflows is disconnected."),
+      real<In<&Config::rooms, &RoomsConfig::live_target_offset_secs>>("rooms.live_target_offset_secs", 0, 600,
+          "Live items: every member is held this far behind the live edge, s."),
+      // web
+      text<In<&Config::web, &WebConfig::root>>("web.root", false,
+          "Directory of the built browser UI served at / (empty = no UI)."),
   };
   return kKeys;
 }
@@ -591,6 +665,7 @@ class Loader {
         errors_.push_back(at + ": " + full + ": expected " +
                           (k->kind == Kind::boolean ? std::string("a boolean")
                            : k->kind == Kind::uint  ? "an integer"
+                           : k->kind == Kind::real  ? "a number"
                            : k->kind == Kind::choice ? "one of " + k->range()
                                                     : std::string("a string")) +
                           ", got " + describe_node_type(vn));

@@ -11,14 +11,31 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth_config.hpp"
 #include "base/result.hpp"
 #include "live/stream_hub.hpp"
 #include "net/http_config.hpp"
 #include "proto/hls/hls_config.hpp"
 #include "proto/httpflv/httpflv_config.hpp"
 #include "proto/rtmp/rtmp_config.hpp"
+#include "room/rooms_config.hpp"
+#include "store/database_config.hpp"
 
 namespace castmesh::app {
+
+/// Section `web`: the browser UI.
+struct WebConfig {
+  /// Directory of the built UI (index.html and assets), served at `/`; unknown non-API paths
+  /// get index.html (single-page app). Empty = no UI is served.
+  std::string root = "web/dist";
+};
+
+/// Key `live.require_publish_key`: who may publish over RTMP.
+struct PublishAuthConfig {
+  /// When true, an RTMP publish is accepted only when its stream name is a room's publish key
+  /// (`rtmp://host/live/{publish_key}`); the stream is then shown in that room.
+  bool require_publish_key = false;
+};
 
 /// The complete configuration. Each module receives only its own section, by `const&`.
 struct Config {
@@ -31,19 +48,25 @@ struct Config {
   /// `rtmp.out_chunk_size` into it so the pre-serialized RTMP output and the announced Set
   /// Chunk Size can never disagree.
   live::LiveConfig live;
+  PublishAuthConfig publish_auth;      ///< key `live.require_publish_key` (section `live`)
+  store::DatabaseConfig database;      ///< section `database`
+  auth::AuthConfig auth;               ///< section `auth`
+  room::RoomsConfig rooms;             ///< section `rooms`
+  WebConfig web;                       ///< section `web`
 };
 
 /// Read-only description of one configuration key (one row of the key table).
 struct KeyInfo {
   std::string key;            ///< "section.key", e.g. "rtmp.port"
   std::string env;            ///< "CASTMESH_RTMP__PORT"
-  std::string type;           ///< "bool", "uint16", "uint32", "uint64", "string" or "enum"
+  std::string type;           ///< "bool", "uint16", "uint32", "uint64", "int64", "number", "string" or "enum"
   std::string range;          ///< "0..65535", "memory|file", "non-empty", or "" when any value fits
   std::string default_value;  ///< the struct's in-class default as YAML text ("1935", "\"0.0.0.0\"", "true")
   std::string description;    ///< one line
 };
 
-/// Every key in table order (sections server, rtmp, httpflv, hls, live).
+/// Every key in table order (sections server, rtmp, httpflv, hls, live, database, auth, rooms,
+/// web).
 std::vector<KeyInfo> config_keys();
 
 /// Builds the configuration: struct defaults, then the YAML file at `*path` (skipped when

@@ -118,13 +118,85 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_EQ(per_section["rtmp"], field_count<rtmp::RtmpConfig>());
   EXPECT_EQ(per_section["httpflv"], field_count<httpflv::HttpFlvConfig>());
   EXPECT_EQ(per_section["hls"], field_count<hls::HlsConfig>());
-  EXPECT_EQ(per_section["live"], field_count<live::LiveConfig>() - 1);   // rtmp_out_chunk_size is derived
+  // rtmp_out_chunk_size is derived; require_publish_key lives in PublishAuthConfig.
+  EXPECT_EQ(per_section["live"], field_count<live::LiveConfig>() - 1 + field_count<PublishAuthConfig>());
+  EXPECT_EQ(per_section["database"], field_count<store::DatabaseConfig>());
+  EXPECT_EQ(per_section["auth"], field_count<auth::AuthConfig>());
+  EXPECT_EQ(per_section["rooms"], field_count<room::RoomsConfig>());
+  EXPECT_EQ(per_section["web"], field_count<WebConfig>());
   EXPECT_EQ(field_count<rtmp::RtmpConfig>(), 12u);                        // the counter itself works
-  EXPECT_EQ(per_section.size(), 5u);
+  EXPECT_EQ(per_section.size(), 9u);
   EXPECT_TRUE(names.count("server.log_level"));
   EXPECT_TRUE(envs.count("CASTMESH_SERVER__LOG_LEVEL"));
   EXPECT_TRUE(envs.count("CASTMESH_HLS__SHARED_STORAGE"));
   EXPECT_FALSE(names.count("live.rtmp_out_chunk_size"));
+}
+
+TEST(Config, WatchTogetherDefaults) {
+  auto r = load_config(nullptr, Env{});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->database.url, "sqlite:data/castmesh.db");
+  EXPECT_EQ(r->auth.session_ttl_secs, 2592000u);
+  EXPECT_TRUE(r->auth.allow_registration);
+  EXPECT_EQ(r->auth.login_rate_per_min, 5u);
+  EXPECT_EQ(r->rooms.chat_history, 200);
+  EXPECT_EQ(r->rooms.ws_max_frame_bytes, 16384);
+  EXPECT_EQ(r->rooms.ws_rate_per_sec, 20);
+  EXPECT_EQ(r->rooms.kick_cooldown_secs, 60);
+  EXPECT_EQ(r->rooms.ws_send_queue, 256);
+  EXPECT_DOUBLE_EQ(r->rooms.live_target_offset_secs, 3.0);
+  EXPECT_FALSE(r->publish_auth.require_publish_key);
+  EXPECT_EQ(r->web.root, "web/dist");
+}
+
+TEST(Config, WatchTogetherKeysFromYamlAndEnvironment) {
+  TempYaml f(
+      "database:\n"
+      "  url: postgres://u:p@127.0.0.1:5432/castmesh\n"
+      "auth:\n"
+      "  session_ttl_secs: 3600\n"
+      "  allow_registration: false\n"
+      "rooms:\n"
+      "  chat_history: 50\n"
+      "  live_target_offset_secs: 2.5\n"
+      "live:\n"
+      "  require_publish_key: true\n"
+      "web:\n"
+      "  root: \"\"\n");
+  auto r = load_config(&f.path(), Env{{"CASTMESH_AUTH__LOGIN_RATE_PER_MIN", "9"},
+                                      {"CASTMESH_ROOMS__KICK_COOLDOWN_SECS", "0"}});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->database.url, "postgres://u:p@127.0.0.1:5432/castmesh");
+  EXPECT_EQ(r->auth.session_ttl_secs, 3600u);
+  EXPECT_FALSE(r->auth.allow_registration);
+  EXPECT_EQ(r->auth.login_rate_per_min, 9u);
+  EXPECT_EQ(r->rooms.chat_history, 50);
+  EXPECT_EQ(r->rooms.kick_cooldown_secs, 0);
+  EXPECT_DOUBLE_EQ(r->rooms.live_target_offset_secs, 2.5);
+  EXPECT_TRUE(r->publish_auth.require_publish_key);
+  EXPECT_EQ(r->web.root, "");
+}
+
+TEST(Config, WatchTogetherKeysAreValidated) {
+  TempYaml f(
+      "database:\n"
+      "  url: \"\"\n"
+      "auth:\n"
+      "  session_ttl_secs: 10\n"
+      "rooms:\n"
+      "  chat_history: -1\n"
+      "  live_target_offset_secs: 601\n"
+      "  ws_rate_per_sec: 0\n");
+  const std::string e = errors_of(load_config(&f.path(), Env{{"CASTMESH_ROOMS__LIVE_TARGET_OFFSET_SECS", "abc"}}));
+  EXPECT_NE(e.find(f.path() + ":2: database.url: must not be empty"), std::string::npos) << e;
+  EXPECT_NE(e.find(f.path() + ":4: auth.session_ttl_secs: 10 is out of range 60..315360000"), std::string::npos) << e;
+  EXPECT_NE(e.find(f.path() + ":6: rooms.chat_history: expected an integer (int64 1..100000), got '-1'"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find(f.path() + ":7: rooms.live_target_offset_secs: 601 is out of range 0..600"), std::string::npos) << e;
+  EXPECT_NE(e.find(f.path() + ":8: rooms.ws_rate_per_sec: 0 is out of range 1..10000"), std::string::npos) << e;
+  EXPECT_NE(e.find("CASTMESH_ROOMS__LIVE_TARGET_OFFSET_SECS: rooms.live_target_offset_secs: expected a number "
+                   "(0..600), got 'abc'"),
+            std::string::npos) << e;
 }
 
 TEST(Config, YamlOverridesDefaults) {
