@@ -203,6 +203,10 @@ Result<store::User> Accounts::create_user(std::string_view username, std::string
   return without_hash(std::move(*created));
 }
 
+bool Accounts::allow_attempt(std::string_view client, int64_t* retry_after_ms) {
+  return take(per_client_, client, retry_after_ms);
+}
+
 Result<int64_t> Accounts::purge_expired_sessions() { return store_.delete_expired_sessions(wall_()); }
 
 }  // namespace castmesh::auth

@@ -97,8 +97,16 @@ class Accounts {
   /// Deletes sessions that expired before now; returns how many (call it periodically).
   Result<int64_t> purge_expired_sessions();
 
- private:
+  /// Opens a session for an existing user (e.g. a room guest created by room::RoomManager).
+  /// Errors: those of store::Store::create_session.
   Result<Login> open_session(store::User user);
+
+  /// Takes one attempt from `client`'s bucket (the one logins and registrations use), for
+  /// other unauthenticated actions that create state (guest creation). False when exhausted;
+  /// then `*retry_after_ms` is set when given.
+  bool allow_attempt(std::string_view client, int64_t* retry_after_ms = nullptr);
+
+ private:
   bool take(RateLimiter& limiter, std::string_view key, int64_t* retry_after_ms);
   const std::string& dummy_hash();
 
