@@ -47,6 +47,7 @@ export function livePage(): Page {
   playerError.style.display = 'none';
   player.onError = (msg) => {
     playerError.style.display = msg ? '' : 'none';
+    player.video.controls = !msg;
     replace(playerError, icon('alert', 30), h('p', null, msg ?? ''));
   };
   setActive(null, player.video);

@@ -14,11 +14,13 @@ export class SettingsPanel {
   readonly el: HTMLElement;
   private body: HTMLElement;
   private publish: HTMLElement;
+  private danger: HTMLElement;
 
   constructor(private readonly ctx: RoomCtx) {
     this.body = h('div');
     this.publish = h('div');
-    this.el = h('div', { class: 'panel' }, h('div', { class: 'panel-scroll' }, this.body, this.publish));
+    this.danger = h('div');
+    this.el = h('div', { class: 'panel' }, h('div', { class: 'panel-scroll' }, this.body, this.publish, this.danger));
     ctx.on('room', () => this.renderSettings());
     ctx.on('you', () => {
       this.renderSettings();
@@ -31,6 +33,7 @@ export class SettingsPanel {
   private renderSettings(): void {
     if (!this.ctx.isRoomAdmin() && !this.ctx.can('manage_members')) {
       replace(this.body);
+      replace(this.danger);
       return;
     }
     const s = this.ctx.room.settings ?? {};
@@ -134,7 +137,8 @@ export class SettingsPanel {
             ),
           )
         : null;
-    replace(this.body, form, danger);
+    replace(this.body, form);
+    replace(this.danger, danger);
   }
 
   private async renderPublish(): Promise<void> {

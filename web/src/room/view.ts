@@ -593,7 +593,7 @@ export class RoomView {
     if (!ctx) return;
     const showSettings = ctx.isRoomAdmin() || ctx.can('manage_members') || ctx.can('manage_live');
     if (!showSettings && this.activeTab === 'settings') this.activeTab = 'chat';
-    const tab = (id: typeof this.activeTab, ic: string, label: string, count?: number) =>
+    const tab = (id: typeof this.activeTab, label: string, count?: number) =>
       h(
         'button',
         {
@@ -604,16 +604,15 @@ export class RoomView {
           dataset: { tab: id },
           on: { click: () => this.showTab(id) },
         },
-        icon(ic, 15),
         h('span', null, label),
         count !== undefined ? h('span', { class: 'count' }, String(count)) : null,
       );
     replace(
       this.tabsEl,
-      tab('chat', 'chat', 'Chat'),
-      tab('playlist', 'list', 'Playlist', this.engine.items.length),
-      tab('people', 'users', 'People', ctx.presence.length),
-      showSettings ? tab('settings', 'settings', 'Room') : null,
+      tab('chat', 'Chat'),
+      tab('playlist', 'Playlist', this.engine.items.length),
+      tab('people', 'People', ctx.presence.length),
+      showSettings ? tab('settings', 'Settings') : null,
     );
     const panels: [typeof this.activeTab, HTMLElement][] = [
       ['chat', this.chat!.el],
