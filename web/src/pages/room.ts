@@ -103,8 +103,12 @@ export function roomPage(roomId: string): Page {
   };
 
   const showKicked = (reason: string, untilMs: number) => {
+    if (/ban/i.test(reason)) {
+      showMessage('ban', 'You were banned from this room', 'A room admin banned you. You cannot rejoin unless they lift the ban.', [backBtn()]);
+      return;
+    }
     const until = untilMs > Date.now() ? ` You can come back at ${fmtClock(untilMs)}.` : '';
-    showMessage('door', 'You were removed from this room', `${reason ? `${reason}.` : ''}${until}`.trim() || 'A room admin removed you.', [backBtn()]);
+    showMessage('door', 'You were removed from this room', `A room admin removed you.${until}`, [backBtn()]);
   };
 
   const mount = (room: RoomSummary) => {
@@ -138,6 +142,7 @@ export function roomPage(roomId: string): Page {
         }
       },
       kicked: (reason, until) => showKicked(reason, until),
+      deleted: () => showMessage('trash', 'This room was deleted', 'The room owner deleted this room.', [backBtn()]),
     });
     replace(root, view.el);
   };

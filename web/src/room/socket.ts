@@ -64,8 +64,8 @@ export class RoomSocket {
       this.ws = null;
       this.stopPings();
       if (this.stopped) return;
-      if (ev.code === 4001) {
-        // Kicked: the server already sent the reason.
+      if (ev.code === 4001 || ev.code === 4004) {
+        // 4001 kicked (the server already sent the reason), 4004 room deleted.
         this.stopped = true;
         this.h.status('closed', { code: ev.code, reason: ev.reason, openedOnce: this.openedOnce });
         return;

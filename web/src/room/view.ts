@@ -33,6 +33,8 @@ export interface RoomViewCallbacks {
   /// The socket could not be opened: re-check membership. Return false to stop retrying.
   failedToOpen(): Promise<boolean>;
   kicked(reason: string, untilMs: number): void;
+  /// The server closed the room for good (4004: deleted).
+  deleted(): void;
 }
 
 export class RoomView {
@@ -97,7 +99,7 @@ export class RoomView {
 
     this.playerBox = h('div', { class: 'player' }, this.player.video, this.bufferingEl, this.chips, this.overlay);
     this.bufferingEl.style.display = 'none';
-    for (const r of RATES) this.rateSel.appendChild(h('option', { value: String(r) }, r === 1 ? 'Normal' : `${r}×`));
+    for (const r of RATES) this.rateSel.appendChild(h('option', { value: String(r) }, `${r}×`));
     this.protoSel.append(h('option', { value: 'hls' }, 'HLS'), h('option', { value: 'flv' }, 'HTTP-FLV'));
     this.protoSel.value = this.liveProto;
 
@@ -159,12 +161,17 @@ export class RoomView {
 
   private onStatus(s: SocketStatus, info: { code?: number; openedOnce: boolean }): void {
     if (this.destroyed) return;
+    if (this.destroyed) return;
     const connected = s === 'open';
     if (this.ctx) {
       this.ctx.connected = connected;
       this.ctx.emit('connection');
     }
     if (s === 'reconnecting' && info.code === 1008) toast('Disconnected for sending too fast. Reconnecting…', 'error');
+    if (s === 'closed' && info.code === 4004) {
+      this.cb.deleted();
+      return;
+    }
     this.renderConn(s);
     this.renderControls();
   }
