@@ -23,6 +23,7 @@
 /// room (all permissions, may attach without membership). Global role "guest" users may not
 /// create or join rooms other than their own guest membership.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -104,7 +105,7 @@ class Attachment {
   Identity who_;
   std::shared_ptr<Connection> conn_;
   uint64_t id_;
-  bool detached_ = false;  // guarded by the room's lock
+  std::atomic<bool> detached_{false};  // set under the room's lock
 };
 
 /// `POST /rooms` body.
