@@ -35,7 +35,7 @@ namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // Socket read buffer of a session: small for players (they send little), larger once publishing.
-constexpr size_t kReadBufPlayer = 16 * 1024;
+constexpr size_t kReadBufPlayer = 4 * 1024;  // players send only acks and small commands
 constexpr size_t kReadBufPublisher = 64 * 1024;
 // Largest backlog of serialized control/command replies waiting for the socket, bytes.
 constexpr size_t kMaxControlBacklog = 1024 * 1024;
