@@ -34,10 +34,11 @@ export async function launchBrowser() {
 }
 
 /// Starts the mock server on an ephemeral port; resolves {url, stop()}.
-export function startMock({ media, streams = '' } = {}) {
+export function startMock({ media, streams = '', upstream } = {}) {
   return new Promise((resolve, reject) => {
     const args = [join(here, 'mock/server.mjs'), '--port', '0'];
     if (media) args.push('--media', media);
+    if (upstream) args.push('--upstream', upstream);
     const child = spawn(process.execPath, args, {
       env: { ...process.env, MOCK_STREAMS: streams },
       stdio: ['ignore', 'pipe', 'pipe'],

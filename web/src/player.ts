@@ -95,7 +95,9 @@ export class Player {
       enableWorker: true,
       lowLatencyMode: false,
       // The room sync engine manages latency; hls.js must not chase the edge on its own.
-      liveSyncDurationCount: 3,
+      // liveSyncPosition = one target duration behind the edge; the room then holds
+      // target_offset_s behind that, well inside the server's playlist window.
+      liveSyncDurationCount: 1,
       liveMaxLatencyDurationCount: Infinity,
       maxLiveSyncPlaybackRate: 1,
       backBufferLength: 60,
@@ -202,6 +204,18 @@ export class Player {
     if (ranges && ranges.length > 0) {
       const end = ranges.end(ranges.length - 1);
       if (Number.isFinite(end)) return end;
+    }
+    return null;
+  }
+
+  /// Earliest playable media time of a live source (start of the buffered range for FLV, of
+  /// the seekable window for HLS); null when unknown.
+  liveFloor(): number | null {
+    if (!this.source?.live) return null;
+    const ranges = this.flv ? this.video.buffered : this.video.seekable;
+    if (ranges && ranges.length > 0) {
+      const start = ranges.start(0);
+      if (Number.isFinite(start)) return start;
     }
     return null;
   }

@@ -302,6 +302,21 @@ describe('SyncEngine', () => {
     expect(h.media.playbackRate).toBeCloseTo(1.25);
   });
 
+  it('never targets a live position before the start of the playable range', () => {
+    const h = makeHost();
+    let floor: number | null = 10;
+    h.host.liveFloor = () => floor;
+    const e = new SyncEngine(h.host);
+    e.welcome(welcome(state({ item_id: 3, playing: true })));
+    h.setEdge(11); // only one second buffered so far
+    expect(e.target()).toBe(10);
+    h.setEdge(20);
+    expect(e.target()).toBe(17);
+    floor = null;
+    h.setEdge(2);
+    expect(e.target()).toBe(0);
+  });
+
   it('live items ignore the room rate and stay paused while the room is paused', () => {
     const h = makeHost();
     const e = new SyncEngine(h.host);

@@ -120,6 +120,9 @@ export interface SyncHost {
   /// For live items: the media time of the reference live position (hls.js liveSyncPosition,
   /// else the end of the seekable/buffered range); null when unknown.
   liveEdge(): number | null;
+  /// For live items: the earliest playable media time (start of the seekable or buffered
+  /// range); the live target never goes below it. Optional.
+  liveFloor?(): number | null;
 }
 
 export type SyncEvent = 'state' | 'playlist' | 'live' | 'autoplay-blocked' | 'stale';
@@ -262,7 +265,10 @@ export class SyncEngine {
     if (this.isLive()) {
       const edge = this.host.liveEdge();
       if (edge === null || !Number.isFinite(edge)) return null;
-      return Math.max(0, edge - this.liveTargetOffsetS);
+      const floor = this.host.liveFloor?.() ?? null;
+      let t = edge - this.liveTargetOffsetS;
+      if (floor !== null && Number.isFinite(floor) && floor <= edge) t = Math.max(t, floor);
+      return Math.max(0, t);
     }
     let t = extrapolate(this.state, this.serverNow());
     const m = this.host.media();

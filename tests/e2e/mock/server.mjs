@@ -7,7 +7,7 @@
 // Prints "listening on http://127.0.0.1:PORT" once ready.
 
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,21 @@ const arg = (name, def) => {
 const PORT = Number(arg('port', process.env.PORT ?? 8090));
 const DIST = resolve(arg('dist', join(here, '../../../web/dist')));
 const MEDIA = arg('media', process.env.MEDIA_DIR ?? '');
+// A real castmesh to take /live/* media and /api/v1/streams from (e.g. http://127.0.0.1:18080).
+const UPSTREAM = arg('upstream', process.env.MOCK_UPSTREAM ?? '');
+
+function proxy(req, res) {
+  const u = new URL(req.url, UPSTREAM);
+  const p = httpRequest(u, { method: req.method, headers: { ...req.headers, host: u.host } }, (up) => {
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+  });
+  p.on('error', () => {
+    if (!res.headersSent) err(res, 502, 'unavailable', 'Upstream unavailable');
+    else res.destroy();
+  });
+  req.pipe(p);
+}
 
 const PERMS = ['control_playback', 'seek', 'manage_playlist', 'manage_members', 'chat', 'manage_live'];
 const ROLE_DEFAULTS = {
@@ -485,6 +500,7 @@ function handle(room, conn, msg) {
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   try {
+    if (UPSTREAM && (url.pathname.startsWith('/live/') || url.pathname.startsWith('/api/v1/streams'))) return proxy(req, res);
     if (url.pathname.startsWith('/api/v1/')) return await api(req, res, url);
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
     if (url.pathname.startsWith('/media/') && MEDIA) {

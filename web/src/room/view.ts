@@ -89,6 +89,7 @@ export class RoomView {
       send: (m) => this.socket.send(m),
       media: () => (this.player.source ? this.player.video : null),
       liveEdge: () => this.player.liveEdge(),
+      liveFloor: () => this.player.liveFloor(),
     });
     this.socket = new RoomSocket(roomId, {
       message: (m) => this.onMessage(m),
