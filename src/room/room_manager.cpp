@@ -1131,10 +1131,22 @@ Result<RoomInfo> RoomManager::update_room(const Identity& who, const std::string
   json::object frame;
   bool changed = false;
   PlaybackState s;
+  std::vector<json::object> member_frames;  // guests whose permissions follow guests_can_control
   {
     std::lock_guard lk(room->mu);
+    const bool guests_changed = room->settings.guests_can_control != settings.guests_can_control;
     room->row = *row;
     room->settings = settings;
+    if (guests_changed) {
+      for (const auto& [uid, p] : room->presence) {
+        auto m = room->members.find(uid);
+        if (m == room->members.end() || m->second.role != kRoomGuest) continue;
+        json::object mf;
+        mf["type"] = "member";
+        mf["member"] = to_json(I.member_info(m->second, settings, p.connections));
+        member_frames.push_back(std::move(mf));
+      }
+    }
     room->sync.set_auto_advance(settings.auto_advance);
     changed = room->sync.set_pause_on_buffering(settings.pause_on_buffering, I.now());
     s = room->sync.state();
@@ -1142,6 +1154,7 @@ Result<RoomInfo> RoomManager::update_room(const Identity& who, const std::string
     frame["room"] = room->room_json();
   }
   I.publish(*room, cluster::Lane::normal, "", std::move(frame));
+  for (auto& mf : member_frames) I.publish(*room, cluster::Lane::critical, "", std::move(mf));
   if (changed) I.emit_state(*room, s, &who, "buffering", false, false);
   std::string creator;
   if (auto u = I.store.user_by_id(row->creator_id)) creator = u->username;

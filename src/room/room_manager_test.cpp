@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <boost/json/parse.hpp>
@@ -254,6 +256,9 @@ TEST_F(RoomManagerTest, PermissionRefusalAndRevocationWinningOverGrant) {
   RoomPatch patch;
   patch.settings.guests_can_control = true;
   ASSERT_TRUE(mgr_->update_room(alice_, room_, patch).ok());
+  auto gm = gc->last("member").at("member");  // the guest learns its new permissions
+  EXPECT_EQ(gm.at("user_id").as_int64(), g.user_id);
+  EXPECT_EQ(json::serialize(gm.at("permissions")), R"(["control_playback","seek","chat"])");
   send(*ga, json::object{{"type", "play"}, {"version", version()}});
   EXPECT_EQ(b->last("state").at("reason").as_string(), "play");
 
@@ -778,11 +783,132 @@ TEST_F(RoomManagerTest, ConcurrentCommandsKeepVersionsConsistent) {
   int64_t last = -1;
   for (const auto& f : a->frames()) {
     auto o = json::parse(*f).as_object();
-    if (o.at("type").as_string() == "welcome") continue;
+    // welcome carries the seq seen so far; direct replies (errors) carry none
+    if (o.at("type").as_string() == "welcome" || o.at("type").as_string() == "error") continue;
     auto seq = o.at("seq").to_number<uint64_t>();
     EXPECT_GT(static_cast<int64_t>(seq), last);
     last = static_cast<int64_t>(seq);
   }
+}
+
+/// Several nodes' buses joined in one process: every publish reaches every node's subscribers
+/// with the publisher's node id, like a Redis deployment would deliver it.
+class LinkedNetwork {
+ public:
+  class Node : public cluster::EventBus {
+   public:
+    Node(LinkedNetwork& net, std::string id) : net_(net), id_(std::move(id)) {}
+    Status publish(cluster::Lane lane, const std::string& topic, std::shared_ptr<const std::string> payload) override {
+      cluster::Event ev{{id_, ++seq_}, lane, topic, std::move(payload)};
+      std::vector<std::pair<std::string, std::shared_ptr<cluster::Handler>>> subs;
+      {
+        std::lock_guard lk(net_.mu_);
+        subs = net_.subs_;
+      }
+      for (auto& [prefix, h] : subs) {
+        if (topic.starts_with(prefix)) (*h)(ev);
+      }
+      return ok_status();
+    }
+    cluster::Subscription subscribe(const std::string& prefix, cluster::Handler h) override {
+      auto hp = std::make_shared<cluster::Handler>(std::move(h));
+      std::lock_guard lk(net_.mu_);
+      net_.subs_.emplace_back(prefix, hp);
+      return cluster::Subscription([this, hp] {
+        std::lock_guard lk2(net_.mu_);
+        std::erase_if(net_.subs_, [&](const auto& s) { return s.second == hp; });
+      });
+    }
+    const std::string& node_id() const override { return id_; }
+
+   private:
+    LinkedNetwork& net_;
+    std::string id_;
+    std::atomic<uint64_t> seq_{0};
+  };
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::shared_ptr<cluster::Handler>>> subs_;
+};
+
+TEST(RoomManagerCluster, TwoNodesShareEventsAndMirrorState) {
+  auto s = store::open_store(":memory:");
+  ASSERT_TRUE(s.ok());
+  auto& st = **s;
+  LinkedNetwork net;
+  LinkedNetwork::Node bus1(net, "n1"), bus2(net, "n2");
+  RoomsConfig cfg;
+  Metrics metrics;
+  int64_t clock = 1'700'000'000'000;
+  auto now = [&] { return clock; };
+  auto n1 = std::make_unique<RoomManager>(st, bus1, cfg, metrics, fake_passwords(), now);
+  auto n2 = std::make_unique<RoomManager>(st, bus2, cfg, metrics, fake_passwords(), now);
+  auto mk = [&](const char* name) {
+    auto u = st.create_user(store::User{0, name, "x", store::kRoleUser, 0});
+    EXPECT_TRUE(u.ok());
+    return Identity{u->id, name, store::kRoleUser};
+  };
+  Identity alice = mk("alice"), bob = mk("bob");
+  CreateRoomRequest req;
+  req.name = "r";
+  auto room = n1->create_room(alice, req);
+  ASSERT_TRUE(room.ok());
+  ASSERT_TRUE(n2->join(bob, room->id, std::nullopt).ok());
+  ASSERT_TRUE(n1->add_playlist_item(alice, room->id, "url", "https://m.example/1.mp4", "").ok());
+
+  auto ac = std::make_shared<FakeConn>();
+  auto bc = std::make_shared<FakeConn>();
+  auto aa = n1->attach(room->id, alice, ac);
+  auto ba = n2->attach(room->id, bob, bc);
+  ASSERT_TRUE(aa.ok() && ba.ok());
+  EXPECT_EQ(bc->last("welcome").at("playlist").at("items").as_array().size(), 1u);
+
+  // bob plays on node 2; alice on node 1 sees it, and node 1 accepts her next version
+  const uint64_t v = bc->last("welcome").at("state").at("version").to_number<uint64_t>();
+  n2->on_message(**ba, json::serialize(json::object{{"type", "play"}, {"version", v}}));
+  auto as = ac->last("state");
+  EXPECT_EQ(as.at("by").at("username").as_string(), "bob");
+  ASSERT_EQ(ac->count("state"), 1u);  // delivered once, by node 1 only
+  n1->on_message(**aa, json::serialize(json::object{{"type", "pause"}, {"version", v + 1}}));
+  EXPECT_EQ(ac->count("error"), 0u);
+  EXPECT_FALSE(bc->last("state").at("state").at("playing").as_bool());
+
+  // an older state arriving late from another node is dropped
+  json::object old{{"type", "state"}, {"reason", "seek"}, {"by", nullptr}, {"server_time_ms", clock},
+                   {"state", json::object{{"item_id", 1}, {"position_s", 99.0}, {"rate", 1.0}, {"playing", true},
+                                          {"updated_at_ms", clock}, {"version", v}}}};
+  LinkedNetwork::Node bus3(net, "n3");
+  const size_t before = ac->count("state");
+  ASSERT_TRUE(bus3.publish(cluster::Lane::normal, "room:" + room->id,
+                           std::make_shared<const std::string>(json::serialize(old))).ok());
+  EXPECT_EQ(ac->count("state"), before);
+
+  // chat from node 2 reaches node 1; a kick issued on node 1 closes bob's socket on node 2
+  n2->on_message(**ba, R"({"type":"chat","text":"hi from n2"})");
+  EXPECT_EQ(ac->last("chat").at("message").at("text").as_string(), "hi from n2");
+  ASSERT_TRUE(n1->kick(alice, room->id, bob.user_id, 10).ok());
+  EXPECT_EQ(bc->close_code(), kCloseKicked);
+  EXPECT_EQ(ac->close_calls(), 0);
+
+  // a member change made on node 1 updates node 2's permission cache
+  n2->detach(**ba);
+  clock += 11'000;
+  auto bc2 = std::make_shared<FakeConn>();
+  auto ba2 = n2->attach(room->id, bob, bc2);
+  ASSERT_TRUE(ba2.ok());
+  MemberPatch mp;
+  mp.revoke = {"chat"};
+  ASSERT_TRUE(n1->update_member(alice, room->id, bob.user_id, mp).ok());
+  EXPECT_EQ(bc2->last("member").at("member").at("user_id").as_int64(), bob.user_id);
+  n2->on_message(**ba2, R"({"type":"chat","text":"muted?"})");
+  EXPECT_EQ(bc2->last("error").at("code").as_string(), "forbidden");
+
+  aa->reset();
+  ba->reset();
+  ba2->reset();
+  n1.reset();
+  n2.reset();
 }
 
 TEST(TextValidation, Utf8) {
