@@ -21,12 +21,12 @@ Error bad_field(std::string_view field, std::string_view what) {
   return Error{Errc::malformed, "'" + field_name(field) + "' " + std::string(what)};
 }
 
-std::string cookie_header(std::string_view value, uint64_t max_age_secs) {
-  return std::string(auth::kTokenCookie) + "=" + std::string(value) +
+}  // namespace
+
+std::string session_cookie(std::string_view token, uint64_t max_age_secs) {
+  return std::string(auth::kTokenCookie) + "=" + std::string(token) +
          "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age_secs);
 }
-
-}  // namespace
 
 net::HttpResponse error_response(unsigned status, std::string_view code, std::string_view message) {
   json::object o;
@@ -193,7 +193,7 @@ net::HttpResponse login_response(const auth::Login& login, const auth::AuthConfi
   o["token"] = login.token;
   o["expires_at_ms"] = login.expires_at_ms;
   auto r = json_response(o, status);
-  r.headers.emplace_back("Set-Cookie", cookie_header(login.token, cfg.session_ttl_secs));
+  r.headers.emplace_back("Set-Cookie", session_cookie(login.token, cfg.session_ttl_secs));
   return r;
 }
 
@@ -236,7 +236,7 @@ void register_auth_api(net::Router& r, auth::Accounts& accounts) {
     net::HttpResponse res;
     res.status = 204;
     res.headers.emplace_back("Cache-Control", "no-store");
-    res.headers.emplace_back("Set-Cookie", cookie_header("", 0));
+    res.headers.emplace_back("Set-Cookie", session_cookie("", 0));
     return res;
   });
 

@@ -75,6 +75,10 @@ std::string client_address(const net::HttpRequest& req);
 /// `{id, username, display_name, role, created_at_ms}`; never the password hash.
 boost::json::object user_json(const store::User& u);
 
+/// The Set-Cookie value for the session token: `castmesh_token=TOKEN; Path=/; HttpOnly;
+/// SameSite=Lax; Max-Age=SECS` (an empty token with 0 expires the cookie).
+std::string session_cookie(std::string_view token, uint64_t max_age_secs);
+
 /// `{user, token, expires_at_ms}` with status `status` and the session cookie set.
 net::HttpResponse login_response(const auth::Login& login, const auth::AuthConfig& cfg, unsigned status);
 
