@@ -269,6 +269,11 @@ class RoomsApi {
       if (!body) return bad_body(body.error());
       auto password = optional_string(*body, "password");
       if (!password) return error_response(password.error());
+      // A password attempt costs an Argon2id verification: limit guessing like logins.
+      int64_t retry_ms = 0;
+      if (*password && !accounts_.allow_attempt(client_address(c.req), &retry_ms)) {
+        return error_response(Error{Errc::rate_limited, "too many attempts"}, retry_ms);
+      }
       auto m = rooms_.join(who, c.room_id, *password);
       if (!m) return error_response(m.error());
       json::object o;

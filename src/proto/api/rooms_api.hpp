@@ -11,7 +11,8 @@
 ///   PATCH  /rooms/{id} {name?, password?, allow_guests?, settings?} -> 200 {room}
 ///                                                 (password "" removes the password)
 ///   DELETE /rooms/{id}                         -> 204
-///   POST   /rooms/{id}/join {password?}        -> 200 {member}
+///   POST   /rooms/{id}/join {password?}        -> 200 {member}; a request carrying a password
+///                                                 is rate limited per client like logins (429)
 ///   POST   /rooms/{id}/guest {name, password?} -> 201 {user, token, expires_at_ms, member}
 ///                                                 + session cookie; 429 when rate limited
 ///   GET    /rooms/{id}/members                 -> 200 {members:[member]}

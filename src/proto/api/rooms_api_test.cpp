@@ -197,6 +197,25 @@ TEST_F(RoomsApiTest, PasswordProtectedRoom) {
   EXPECT_EQ(as(bob_, "POST", "/rooms/" + id + "/join", R"({"password":"room-password"})").status, 200);
 }
 
+TEST_F(RoomsApiTest, PasswordGuessingIsRateLimited) {
+  const std::string id = make_room(R"({"name":"Secret","password":"room-password"})");
+  // Registration of alice and bob took 2 of the client's 30 attempts per minute.
+  int limited_at = -1;
+  for (int i = 0; i < 30 && limited_at < 0; ++i) {
+    Reply r = as(bob_, "POST", "/rooms/" + id + "/join", R"({"password":"guess-)" + std::to_string(i) + R"("})");
+    if (r.status == 429) {
+      limited_at = i;
+      EXPECT_EQ(code(r), "rate_limited");
+      EXPECT_FALSE(r.headers["retry-after"].empty());
+    } else {
+      EXPECT_EQ(r.status, 403) << r.body;
+    }
+  }
+  EXPECT_EQ(limited_at, 28);
+  // Joining without a password is not limited (and is refused for lack of it).
+  EXPECT_EQ(as(bob_, "POST", "/rooms/" + id + "/join").status, 403);
+}
+
 TEST_F(RoomsApiTest, PlaylistAndChat) {
   const std::string id = make_room();
   ASSERT_EQ(as(bob_, "POST", "/rooms/" + id + "/join").status, 200);
