@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO, sleep, waitFor } from './lib.mjs';
 
@@ -10,19 +11,28 @@ import { REPO, sleep, waitFor } from './lib.mjs';
 export function findCastmesh() {
   if (process.env.CASTMESH_BIN) return existsSync(process.env.CASTMESH_BIN) ? process.env.CASTMESH_BIN : null;
   for (const dir of ['build-web', 'build-lead', 'build', 'build-itest']) {
-    const p = join(REPO, dir, 'castmesh');
-    if (existsSync(p)) return p;
+    for (const p of [join(REPO, dir, 'src/castmesh'), join(REPO, dir, 'castmesh')]) if (existsSync(p)) return p;
   }
   return null;
 }
 
-const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
+/// A TCP port that was free a moment ago on 127.0.0.1.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 /// Starts `castmesh serve` on random ports in a scratch directory; resolves {url, rtmp, stop()}.
 export async function startCastmesh(bin, extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'castmesh-e2e-'));
-  const http = randomPort();
-  const rtmp = randomPort();
+  const http = await freePort();
+  const rtmp = await freePort();
   const child = spawn(bin, ['serve'], {
     cwd: dir,
     env: {
@@ -43,14 +53,15 @@ export async function startCastmesh(bin, extraEnv = {}) {
   child.stderr.on('data', (d) => (log += d));
   const url = `http://127.0.0.1:${http}`;
   try {
-    await waitFor(
+    const how = await waitFor(
       async () => {
-        if (child.exitCode !== null) throw new Error(`castmesh exited ${child.exitCode}: ${log}`);
+        if (child.exitCode !== null) return 'exited';
         const r = await fetch(`${url}/healthz`).catch(() => null);
-        return r?.ok;
+        return r?.ok ? 'up' : null;
       },
       { timeout: 15_000, what: 'castmesh /healthz' },
     );
+    if (how === 'exited') throw new Error(`castmesh exited ${child.exitCode}: ${log}`);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
@@ -82,7 +93,7 @@ export function publish(rtmpUrl, seconds = 120) {
       '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
       '-t', String(seconds),
       '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '30',
-      '-c:a', 'aac', '-b:a', '96k',
+      '-c:a', 'aac', '-ac', '2', '-b:a', '96k',
       '-f', 'flv', rtmpUrl,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },

@@ -48,6 +48,9 @@ export class Player {
   onError: (message: string | null) => void = () => {};
 
   private hls: Hls | null = null;
+  /// Recent observations of (playlist edge - wall clock) for live HLS, seconds; see liveEdge().
+  private edgeObs: number[] = [];
+  private targetDuration = 2;
   private flv: MpegtsPlayer | null = null;
   private loadSeq = 0;
   private retryTimer: number | undefined;
@@ -95,9 +98,7 @@ export class Player {
       enableWorker: true,
       lowLatencyMode: false,
       // The room sync engine manages latency; hls.js must not chase the edge on its own.
-      // liveSyncPosition = one target duration behind the edge; the room then holds
-      // target_offset_s behind that, well inside the server's playlist window.
-      liveSyncDurationCount: 1,
+      liveSyncDurationCount: 2,
       liveMaxLatencyDurationCount: Infinity,
       maxLiveSyncPlaybackRate: 1,
       backBufferLength: 60,
@@ -137,6 +138,14 @@ export class Player {
       }
       this.fail('The video could not be played.');
     });
+    if (src.live) {
+      hls.on(HlsCtor.Events.LEVEL_UPDATED, (_evt, data) => {
+        if (this.hls !== hls || !data.details.live) return;
+        this.targetDuration = data.details.targetduration || this.targetDuration;
+        this.edgeObs.push(data.details.edge - performance.now() / 1000);
+        if (this.edgeObs.length > 8) this.edgeObs.shift();
+      });
+    }
     hls.on(HlsCtor.Events.MANIFEST_PARSED, () => {
       networkRetries = 0;
       if (this.error) this.setError(null);
@@ -197,6 +206,14 @@ export class Player {
   liveEdge(): number | null {
     if (!this.source?.live) return null;
     if (this.hls) {
+      // Each playlist reload shows the edge some time after the server published it; the
+      // observation with the shortest such delay among the recent reloads, advanced by the
+      // wall clock, is a smooth estimate that every viewer of the stream shares. The reference
+      // sits two target durations behind it so the segment holding it is always loaded.
+      if (this.edgeObs.length > 0) {
+        const best = Math.max(...this.edgeObs);
+        return best + performance.now() / 1000 - 2 * this.targetDuration;
+      }
       const p = this.hls.liveSyncPosition;
       if (p !== null && Number.isFinite(p)) return p;
     }
@@ -220,6 +237,18 @@ export class Player {
     return null;
   }
 
+  /// HLS only: media sequence number -> start time (media seconds) of the fragments of the
+  /// playing level, for comparing the timelines of two players of the same stream.
+  fragmentStarts(): Record<number, number> | null {
+    const hls = this.hls;
+    if (!hls || hls.currentLevel < 0) return null;
+    const details = hls.levels[hls.currentLevel]?.details;
+    if (!details) return null;
+    const out: Record<number, number> = {};
+    for (const f of details.fragments) if (typeof f.sn === 'number') out[f.sn] = f.start;
+    return out;
+  }
+
   /// Seconds behind the live edge, null when not live.
   latency(): number | null {
     const edge = this.liveEdge();
@@ -235,6 +264,7 @@ export class Player {
 
   private unloadInternal(): void {
     window.clearTimeout(this.retryTimer);
+    this.edgeObs = [];
     if (this.hls) {
       this.hls.destroy();
       this.hls = null;

@@ -140,7 +140,12 @@ export class RoomView {
       else if (e === 'stale') toast('Someone else changed playback first — you are now in sync with them.', 'info', 3000);
     });
 
-    setActive(this.engine, this.player.video, () => ({ connected: this.ctx?.connected ?? false, live_protocol: this.liveProto }));
+    setActive(this.engine, this.player.video, () => ({
+      connected: this.ctx?.connected ?? false,
+      live_protocol: this.liveProto,
+      live_edge_s: this.player.liveEdge(),
+      hls_fragments: this.engine.isLive() ? this.player.fragmentStarts() : null,
+    }));
     this.socket.connect();
     this.timers.push(window.setInterval(() => this.engine.tick(), 250));
     this.timers.push(window.setInterval(() => this.renderProgress(), 250));
