@@ -482,19 +482,24 @@ StreamHub::StreamHub(const LiveConfig& cfg, Metrics& metrics) : cfg_(cfg), metri
 
 StreamHub::~StreamHub() { stop(); }
 
-Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& key, Proto proto, std::string remote) {
-  if (auto st = validate_name(key.app); !st) return st.error();
-  if (auto st = validate_name(key.stream); !st) return st.error();
+Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& requested, Proto proto, std::string remote) {
+  if (auto st = validate_name(requested.app); !st) return st.error();
+  if (auto st = validate_name(requested.stream); !st) return st.error();
   PublishAuthorizer authorize;
   {
     std::lock_guard lk(mu_);
     authorize = authorizer_;
   }
+  StreamKey key = requested;
   if (authorize) {
-    if (auto st = authorize(key, remote); !st) {
+    auto mapped = authorize(requested, remote);
+    if (!mapped) {
       metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
-      return st.error();
+      return mapped.error();
     }
+    key = std::move(mapped.value());
+    if (auto st = validate_name(key.app); !st) return st.error();
+    if (auto st = validate_name(key.stream); !st) return st.error();
   }
   std::shared_ptr<Source> src;
   std::vector<ObserverFactory> factories;

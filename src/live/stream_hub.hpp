@@ -156,18 +156,21 @@ class StreamHub {
   StreamHub(const LiveConfig& cfg, Metrics& metrics);
   ~StreamHub();
 
-  /// Claims `key` for a new publisher. Errors: Errc::bad_name, Errc::already_publishing.
-  Result<std::unique_ptr<Publisher>> publish(const StreamKey& key, Proto proto, std::string remote);
+  /// Claims `key` (or the key the authorizer maps it to) for a new publisher; the
+  /// Publisher's key() tells which. Errors: Errc::bad_name, Errc::already_publishing, and the
+  /// authorizer's (Errc::forbidden).
+  Result<std::unique_ptr<Publisher>> publish(const StreamKey& requested, Proto proto, std::string remote);
 
   /// Subscribes to `key`. When no publisher is live: with `wait_for_publisher` the
   /// subscription is created and waits (RTMP play semantics), otherwise Errc::not_found.
   Result<std::unique_ptr<Subscription>> subscribe(const StreamKey& key, Proto proto,
                                                   bool wait_for_publisher);
 
-  /// Decides whether a publish may proceed (e.g. the stream name must be a room's publish
-  /// key). Returning an error refuses the publish with that error (Errc::forbidden).
-  /// Called on the publisher's thread before the key is claimed; set before serving.
-  using PublishAuthorizer = std::function<Status(const StreamKey&, std::string_view remote)>;
+  /// Decides whether a publish may proceed and under which key: it returns the key to
+  /// publish under (the requested one, or e.g. a room's public stream for a secret publish
+  /// key), or an error that refuses the publish (Errc::forbidden). Called on the publisher's
+  /// thread before the key is claimed; set before serving.
+  using PublishAuthorizer = std::function<Result<StreamKey>(const StreamKey&, std::string_view remote)>;
   void set_publish_authorizer(PublishAuthorizer f);
 
   /// Creates the observers attached to every new Source (called under no hub lock).

@@ -83,15 +83,19 @@ TEST_F(HubTest, EmitsStreamEvents) {
 }
 
 TEST_F(HubTest, PublishAuthorizerRefuses) {
-  hub->set_publish_authorizer([](const StreamKey& k, std::string_view) -> Status {
-    if (k.stream == "good-key") return ok_status();
+  hub->set_publish_authorizer([](const StreamKey& k, std::string_view) -> Result<StreamKey> {
+    if (k.stream == "secret-key") return StreamKey{"live", "room-abc"};
     return Error{Errc::forbidden, "unknown publish key"};
   });
   auto bad = hub->publish(key, Proto::rtmp, "127.0.0.1:1");
   EXPECT_EQ(bad.code(), Errc::forbidden);
   EXPECT_EQ(metrics.publish_rejected_total.load(), 1u);
   EXPECT_EQ(hub->publishing_count(), 0u);
-  EXPECT_TRUE(hub->publish(StreamKey{"live", "good-key"}, Proto::rtmp, "127.0.0.1:1").ok());
+  auto good = hub->publish(StreamKey{"live", "secret-key"}, Proto::rtmp, "127.0.0.1:1");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good.value()->key().str(), "live/room-abc") << "published under the room's public stream";
+  EXPECT_TRUE(hub->stats(StreamKey{"live", "room-abc"}).has_value());
+  EXPECT_FALSE(hub->stats(StreamKey{"live", "secret-key"}).has_value());
 }
 
 TEST_F(HubTest, SubscribeWithoutPublisher) {
@@ -230,34 +234,38 @@ TEST_F(HubTest, StopEndsSubscriptionsAndSweepRemovesIdle) {
 TEST_F(HubTest, ConcurrentPublisherAndSubscribers) {
   auto pub = publish();
   pub->push(PacketType::video, 0, video(true, 10, 0));
+  constexpr uint32_t kPackets = 20000;
+  std::vector<std::unique_ptr<Subscription>> subs;
+  for (int r = 0; r < 4; ++r) subs.push_back(subscribe());
   std::atomic<bool> done{false};
+  std::vector<uint32_t> last_seen(subs.size(), 0);
   std::vector<std::thread> readers;
-  std::atomic<uint64_t> total{0};
-  for (int r = 0; r < 4; ++r) {
-    readers.emplace_back([&] {
-      auto sub = subscribe();
+  for (size_t r = 0; r < subs.size(); ++r) {
+    readers.emplace_back([&, r] {
       std::vector<PacketPtr> out;
       uint32_t last = 0;
-      while (!done) {
+      for (;;) {
+        const bool finished = done.load();  // read once more after the publisher finished
         out.clear();
-        if (sub->read(out) == Subscription::ReadStatus::ok) {
+        if (subs[r]->read(out) == Subscription::ReadStatus::ok) {
           for (auto& p : out) {
-            if (!p->sequence_header) {
-              EXPECT_GE(p->dts_ms, last);
-              last = p->dts_ms;
-            }
+            if (p->sequence_header) continue;
+            EXPECT_GE(p->dts_ms, last) << "timestamps go backwards";
+            last = p->dts_ms;
           }
-          total += out.size();
+        } else if (finished) {
+          break;
         } else {
           std::this_thread::yield();
         }
       }
+      last_seen[r] = last;
     });
   }
-  for (uint32_t i = 0; i < 20000; ++i) pub->push(PacketType::video, i, video(i % 30 == 0, 50));
+  for (uint32_t i = 1; i <= kPackets; ++i) pub->push(PacketType::video, i, video(i % 30 == 0, 50));
   done = true;
   for (auto& t : readers) t.join();
-  EXPECT_GT(total.load(), 0u);
+  for (size_t r = 0; r < subs.size(); ++r) EXPECT_EQ(last_seen[r], kPackets) << "reader " << r << " reached the end";
 }
 
 }  // namespace
