@@ -587,21 +587,48 @@ RoomManager::RoomManager(store::Store& store, cluster::EventBus& bus, const Room
 
 RoomManager::~RoomManager() { impl_->sub.reset(); }
 
+Status RoomManager::check_access(const std::string& room_id, const Identity& who) {
+  auto& I = *impl_;
+  if (!I.find(room_id)) {
+    auto row = I.store.room_by_id(room_id);
+    if (!row) return row.error();
+  }
+  auto m = I.store.member(room_id, who.user_id);
+  if (!m && m.code() != Errc::not_found) return m.error();
+  if (m) {
+    if (m->banned) return Error{Errc::forbidden, "banned from this room"};
+    if (m->kicked_until_ms > I.now()) return Error{Errc::forbidden, "kicked: wait before rejoining"};
+  } else if (!is_global_admin(who)) {
+    return Error{Errc::forbidden, "not a member of this room"};
+  }
+  return ok_status();
+}
+
+RoomManager::Stats RoomManager::stats() const {
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    std::lock_guard lk(impl_->rooms_mu);
+    for (auto& [id, r] : impl_->rooms) rooms.push_back(r);
+  }
+  Stats s;
+  s.rooms_loaded = static_cast<int64_t>(rooms.size());
+  for (auto& r : rooms) {
+    std::lock_guard lk(r->mu);
+    s.connections += static_cast<int64_t>(r->conns.size());
+    s.users_online += static_cast<int64_t>(r->presence.size());
+  }
+  return s;
+}
+
 Result<std::shared_ptr<Attachment>> RoomManager::attach(const std::string& room_id, const Identity& who,
                                                         std::shared_ptr<Connection> conn) {
   auto& I = *impl_;
   auto room_r = I.get_or_load(room_id);
   if (!room_r) return room_r.error();
   auto room = *room_r;
+  if (auto st = check_access(room_id, who); !st) return st.error();
   auto m = I.store.member(room_id, who.user_id);
   if (!m && m.code() != Errc::not_found) return m.error();
-  const int64_t now = I.now();
-  if (m) {
-    if (m->banned) return Error{Errc::forbidden, "banned from this room"};
-    if (m->kicked_until_ms > now) return Error{Errc::forbidden, "kicked: wait before rejoining"};
-  } else if (!is_global_admin(who)) {
-    return Error{Errc::forbidden, "not a member of this room"};
-  }
 
   std::lock_guard op(room->op_mu);
   auto chat = I.store.recent_chat(room_id, static_cast<int64_t>(kWelcomeChat));

@@ -171,6 +171,11 @@ class RoomManager {
   Result<std::shared_ptr<Attachment>> attach(const std::string& room_id, const Identity& who,
                                              std::shared_ptr<Connection> conn);
 
+  /// The checks of attach() without attaching: lets the gateway answer the HTTP upgrade request
+  /// with 404 (not_found), 403 (forbidden) or 503 (unavailable) before accepting the WebSocket.
+  /// attach() checks again (the answer may change in between).
+  Status check_access(const std::string& room_id, const Identity& who);
+
   /// Handles one client text frame (docs/protocol.md "Client -> server"): parses, validates,
   /// checks permissions, applies, and replies to this connection (`pong`, `error` with the
   /// request's `ref`) or broadcasts (`state`, `chat`, `playlist`, `live`). Never throws on bad
@@ -259,6 +264,14 @@ class RoomManager {
 
   /// Distinct users connected to `room_id` on this node.
   int64_t online_count(const std::string& room_id) const;
+
+  /// Gauges for /metrics (this node).
+  struct Stats {
+    int64_t rooms_loaded = 0;  ///< rooms held in memory
+    int64_t connections = 0;   ///< attached sockets
+    int64_t users_online = 0;  ///< sum over rooms of distinct connected users
+  };
+  Stats stats() const;
 
  private:
   friend class Attachment;

@@ -557,6 +557,10 @@ TEST_F(RoomManagerTest, BufferingWaitPausesTheRoomUntilEveryoneIsReady) {
 
 TEST_F(RoomManagerTest, AttachErrors) {
   auto dave = make_user("dave");
+  EXPECT_EQ(mgr_->check_access("nope", alice_).code(), Errc::not_found);
+  EXPECT_EQ(mgr_->check_access(room_, dave).code(), Errc::forbidden);
+  EXPECT_TRUE(mgr_->check_access(room_, bob_).ok());
+  EXPECT_TRUE(mgr_->check_access(room_, root_).ok());
   EXPECT_EQ(mgr_->attach("nope", alice_, std::make_shared<FakeConn>()).code(), Errc::not_found);
   EXPECT_EQ(mgr_->attach(room_, dave, std::make_shared<FakeConn>()).code(), Errc::forbidden);
   // a global admin may enter without membership, as a room admin
@@ -574,6 +578,8 @@ TEST_F(RoomManagerTest, DestroyingTheAttachmentUpdatesPresence) {
   }  // dropped
   EXPECT_EQ(a->last("presence").at("members").as_array().size(), 1u);
   EXPECT_EQ(mgr_->online_count(room_), 1);
+  EXPECT_EQ(mgr_->stats().connections, 1);
+  EXPECT_EQ(mgr_->stats().rooms_loaded, 1);
   // messages after detach are ignored
   auto conn = std::make_shared<FakeConn>();
   auto c = mgr_->attach(room_, carol_, conn);
