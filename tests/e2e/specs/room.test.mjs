@@ -146,6 +146,15 @@ describe('room', () => {
     await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip MP4');
   });
 
+  it('reorders by drag and drop', async () => {
+    const first = alice.page.locator('.pl-item').nth(0);
+    const second = alice.page.locator('.pl-item').nth(1);
+    await second.dragTo(first, { targetPosition: { x: 40, y: 4 } });
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip HLS');
+    await alice.page.locator('.pl-item').nth(0).dragTo(alice.page.locator('.pl-item').nth(1), { targetPosition: { x: 40, y: 40 } });
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip MP4');
+  });
+
   it('play keeps both members in sync', async () => {
     await alice.page.click('.pl-item >> nth=0 >> .pl-main');
     await waitFor(async () => (await state(bob.page))?.item_id > 0, { what: 'item selected' });
