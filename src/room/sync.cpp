@@ -62,7 +62,10 @@ Status PlaybackSync::play(uint64_t version, std::optional<double> position_s, in
   }
   if (auto st = check_version(version); !st) return st;
   reanchor(now_ms);
-  if (position_s && !current_live_) state_.position_s = *position_s;
+  if (position_s && !current_live_) {
+    state_.position_s = *position_s;
+    ended_handled_ = false;
+  }
   want_playing_ = true;
   update_effective();
   ++state_.version;
@@ -88,6 +91,7 @@ Status PlaybackSync::seek(uint64_t version, double position_s, int64_t now_ms) {
   if (current_live_) return Error{Errc::unsupported, "cannot seek in a live item"};
   reanchor(now_ms);
   state_.position_s = position_s;
+  ended_handled_ = false;  // the item can end again
   ++state_.version;
   return ok_status();
 }

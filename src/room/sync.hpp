@@ -26,7 +26,7 @@
 ///   waits (`waiting()`), play/pause/seek still work: they change the intent and the anchor;
 ///   playback resumes by itself when the last buffering connection becomes ready or leaves.
 /// - ended(item): with auto_advance on and `item` the current, non-live item, handled at most
-///   once per selection of that item: moves to the next item (position 0, intent unchanged) or,
+///   once per selection of that item (a seek, or a play with a position, re-arms it): moves to the next item (position 0, intent unchanged) or,
 ///   at the end of the playlist, stops (want_playing = false, position frozen). Any other
 ///   `ended` (another item, a duplicate, a live item, auto_advance off) is ignored.
 /// - Live items: the anchor keeps item_id, position 0 and rate 1; clients hold themselves

@@ -209,6 +209,12 @@ TEST(PlaybackSync, EndedOnLastItemStopsOnce) {
   ASSERT_TRUE(p.set_item(1, 20, list, T0 + 6000).ok());
   ASSERT_TRUE(p.play(2, std::nullopt, T0 + 6000).ok());
   EXPECT_EQ(p.ended(20, list, T0 + 9000), EndedOutcome::stopped);
+  // seeking back into the stopped item and playing it to the end stops again
+  const auto v = p.state().version;
+  ASSERT_TRUE(p.seek(v, 0.0, T0 + 10'000).ok());
+  ASSERT_TRUE(p.play(v + 1, std::nullopt, T0 + 10'000).ok());
+  EXPECT_EQ(p.ended(20, list, T0 + 13'000), EndedOutcome::stopped);
+  EXPECT_EQ(p.ended(20, list, T0 + 13'100), EndedOutcome::ignored);
 }
 
 TEST(PlaybackSync, EndedIgnoredWithoutAutoAdvance) {
