@@ -16,7 +16,15 @@
 #include "live/stream_hub.hpp"
 #include "net/http_server.hpp"
 #include "net/io_pool.hpp"
+#include "app/static_files.hpp"
+#include "auth/accounts.hpp"
+#include "cluster/memory/memory_event_bus.hpp"
 #include "proto/api/api.hpp"
+#include "proto/api/auth_api.hpp"
+#include "proto/api/rooms_api.hpp"
+#include "proto/ws/room_gateway.hpp"
+#include "room/room_manager.hpp"
+#include "store/store.hpp"
 #include "proto/hls/hls_service.hpp"
 #include "proto/hls/viewer_tracker.hpp"
 #include "proto/httpflv/httpflv_service.hpp"
@@ -69,11 +77,19 @@ struct Server::Impl {
   live::StreamHub hub;
   httpflv::HttpFlvService flv;
   hls::ViewerTracker hls_viewers;
+  // Watch-together services, created by start() once the database is open.
+  std::unique_ptr<store::Store> db;
+  cluster::MemoryEventBus bus;
+  std::unique_ptr<auth::Accounts> accounts;
+  std::unique_ptr<room::RoomManager> rooms;
+  std::unique_ptr<ws::RoomGateway> gateway;
+  std::unique_ptr<StaticFiles> web;
   net::Router router;
   net::IoPool pool;
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<rtmp::RtmpServer> rtmp;
   std::unique_ptr<asio::steady_timer> housekeeping;
+  int64_t last_session_purge_ms = 0;
   std::atomic<bool> ready{false};
   bool stopped = false;
 
@@ -102,6 +118,44 @@ struct Server::Impl {
       router.add("GET", "/live/", ".ts", hls_route(".ts", true));
     }
     api::register_api(router, hub, metrics, [this] { return ready.load(); });
+    // The WebSocket route must precede the rooms API, which matches every /api/v1/rooms/ path.
+    router.add_stream("GET", ws::kRoutePrefix, ws::kRouteSuffix, gateway->handler());
+    api::register_auth_api(router, *accounts);
+    api::register_rooms_api(router, *rooms, *accounts, api::RoomsApiConfig{"", cfg.rtmp.port});
+    if (!cfg.web.root.empty()) {
+      web = std::make_unique<StaticFiles>(cfg.web.root);
+      if (!web->load_error().empty()) spdlog::warn("web: {}", web->load_error());
+      else spdlog::info("web: serving {} files from {}", web->file_count(), cfg.web.root);
+      auto serve = [this](const net::HttpRequest& req) { return web->serve(req.path); };
+      router.add("GET", "/", serve);
+      router.add("GET", "/", "", serve);  // last: everything no other route matched
+    }
+  }
+
+  /// Publishing with a room's secret publish key puts the stream under the room's public
+  /// name (`live/room-{id}`), so viewers never learn the key. With
+  /// live.require_publish_key, other names are refused.
+  Result<live::StreamKey> authorize_publish(const live::StreamKey& k) {
+    auto room = rooms->room_for_publish_key(k.stream);
+    if (room) {
+      const std::string name = room::room_stream_name(room->id);  // "live/room-{id}"
+      return live::StreamKey{name.substr(0, name.find('/')), name.substr(name.find('/') + 1)};
+    }
+    if (room.code() == Errc::unavailable) return Error{Errc::unavailable, "database unavailable"};
+    if (cfg.publish_auth.require_publish_key) return Error{Errc::forbidden, "not a room publish key"};
+    return k;
+  }
+
+  Status open_watch_together() {
+    auto opened = store::open_store(cfg.database.url);
+    if (!opened) return Error{opened.code(), "database.url: " + opened.error().message()};
+    db = std::move(opened.value());
+    accounts = std::make_unique<auth::Accounts>(*db, cfg.auth);
+    rooms = std::make_unique<room::RoomManager>(*db, bus, cfg.rooms, metrics, api::argon2_room_passwords());
+    gateway = std::make_unique<ws::RoomGateway>(*rooms, api::room_authenticator(*accounts),
+                                                ws::ws_config_from(cfg.rooms), metrics);
+    hub.set_publish_authorizer([this](const live::StreamKey& k, std::string_view) { return authorize_publish(k); });
+    return ok_status();
   }
 
   void start_housekeeping() {
@@ -116,6 +170,11 @@ struct Server::Impl {
             hub.sweep();
             hls.sweep();
             hls_viewers.prune(mono_ms());
+            if (mono_ms() - last_session_purge_ms > 3'600'000) {
+              last_session_purge_ms = mono_ms();
+              if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
+                spdlog::info("auth: removed {} expired sessions", *n);
+            }
           }
         },
         asio::detached);
@@ -128,6 +187,7 @@ Server::~Server() { stop(); }
 
 Status Server::start() {
   auto& d = *impl_;
+  if (auto st = d.open_watch_together(); !st) return st;
   if (d.cfg.hls.enabled) {
     d.hub.add_observer_factory(d.hls.observer_factory());
     d.hub.set_subscriber_counter(Proto::hls, [&d](const live::StreamKey& k) { return d.hls_viewers.count(k, mono_ms()); });

@@ -1508,7 +1508,9 @@ Result<PublishKeyInfo> RoomManager::Impl::publish_key_impl(const Identity& who, 
       room->row.publish_key = row->publish_key;
     }
   }
-  return PublishKeyInfo{row->publish_key, "live/" + row->publish_key};
+  // Publishers use the secret key; the stream appears under the room's public name so
+  // viewers (and the playlist) never see the key (app/server.cpp maps it on publish).
+  return PublishKeyInfo{row->publish_key, room_stream_name(room_id)};
 }
 
 Result<PublishKeyInfo> RoomManager::publish_key(const Identity& who, const std::string& room_id) {

@@ -148,8 +148,11 @@ struct GuestJoin {
 /// What the publish-key endpoints return; the HTTP layer builds rtmp_url from the config.
 struct PublishKeyInfo {
   std::string publish_key;  ///< 32 base62 characters (CSPRNG)
-  std::string stream;       ///< "live/{publish_key}": the app/stream a publisher uses
+  std::string stream;       ///< "live/room-{room_id}": where the published stream plays (app/stream)
 };
+
+/// The app/stream under which a stream published with a room's key plays: "live/room-{id}".
+inline std::string room_stream_name(const std::string& room_id) { return "live/room-" + room_id; }
 
 class RoomManager {
  public:

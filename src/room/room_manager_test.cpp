@@ -720,7 +720,7 @@ TEST_F(RoomManagerTest, PublishKeys) {
   auto k = mgr_->publish_key(alice_, room_);
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(k->publish_key.size(), 32u);
-  EXPECT_EQ(k->stream, "live/" + k->publish_key);
+  EXPECT_EQ(k->stream, "live/room-" + room_) << "viewers see the room, never the key";
   EXPECT_EQ(mgr_->publish_key(alice_, room_)->publish_key, k->publish_key);  // stable
   auto found = mgr_->room_for_publish_key(k->publish_key);
   ASSERT_TRUE(found.ok());

@@ -260,7 +260,7 @@ TEST_F(RoomsApiTest, PublishKeyNeedsManageLiveAndRotates) {
   const std::string key(k.json.at("publish_key").as_string());
   EXPECT_EQ(key.size(), 32u);
   EXPECT_EQ(k.json.at("rtmp_url").as_string(), "rtmp://t:19350/live");  // Host header "t"
-  EXPECT_EQ(k.json.at("stream").as_string(), "live/" + key);
+  EXPECT_EQ(k.json.at("stream").as_string(), "live/room-" + id);
   EXPECT_EQ(as(alice_, "GET", "/rooms/" + id + "/publish-key").json.at("publish_key").as_string(), key);
 
   Reply rot = as(alice_, "POST", "/rooms/" + id + "/publish-key");
