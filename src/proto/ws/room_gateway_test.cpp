@@ -28,26 +28,13 @@
 
 #include "net/http_test_client.hpp"
 #include "net/io_pool.hpp"
+#include "proto/ws/ws_test_client.hpp"
 
 namespace castmesh::ws {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-using asio::ip::tcp;
+using namespace testing_client;
 using namespace std::chrono_literals;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-template <typename Pred>
-bool wait_until(Pred p, std::chrono::milliseconds limit = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!p()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 // ------------------------------------------------------------------------------------------
 // Room layer double
@@ -162,20 +149,6 @@ class RoomGatewayTest : public ::testing::Test {
 
   uint16_t port() const { return server_->port(); }
 
-  /// Runs client coroutine `f` on its own io_context for at most `limit`.
-  void run_client(std::function<asio::awaitable<void>()> f, std::chrono::milliseconds limit = 5000ms) {
-    asio::io_context ioc;
-    bool done = false;
-    std::exception_ptr err;
-    asio::co_spawn(ioc, f(), [&](std::exception_ptr e) {
-      done = true;
-      err = e;
-    });
-    ioc.run_for(limit);
-    ASSERT_TRUE(done) << "client did not finish in time";
-    if (err) std::rethrow_exception(err);
-  }
-
   // Order matters: see net/http_server_test.cpp (server before pool, pool before the rest).
   FakeRooms rooms_;
   net::Router router_;
@@ -184,62 +157,6 @@ class RoomGatewayTest : public ::testing::Test {
   net::IoPool pool_{1};
   std::unique_ptr<net::HttpServer> server_;
 };
-
-using Ws = websocket::stream<beast::tcp_stream>;
-
-struct Handshake {
-  std::unique_ptr<Ws> ws;
-  boost::system::error_code ec;
-  unsigned status = 0;
-};
-
-/// Connects and performs the client handshake for `target` with extra request fields.
-using Fields = std::vector<std::pair<std::string, std::string>>;
-
-asio::awaitable<Handshake> open_ws(uint16_t port, std::string target, Fields fields = {}, int rcvbuf = 0) {
-  Handshake h;
-  h.ws = std::make_unique<Ws>(co_await asio::this_coro::executor);
-  auto& sock = beast::get_lowest_layer(*h.ws).socket();
-  if (rcvbuf > 0) {
-    sock.open(tcp::v4());
-    sock.set_option(asio::socket_base::receive_buffer_size(rcvbuf));
-  }
-  auto [cec] = co_await beast::get_lowest_layer(*h.ws).async_connect(
-      tcp::endpoint(asio::ip::address_v4::loopback(), port), kTuple);
-  if (cec) {
-    h.ec = cec;
-    co_return h;
-  }
-  h.ws->set_option(websocket::stream_base::decorator([fields](websocket::request_type& r) {
-    for (const auto& [k, v] : fields) r.set(k, v);
-  }));
-  websocket::response_type res;
-  auto [ec] = co_await h.ws->async_handshake(res, "127.0.0.1", target, kTuple);
-  h.ec = ec;
-  h.status = res.result_int();
-  co_return h;
-}
-
-/// Reads frames into `frames` until the connection ends. Returns the close code received
-/// (0 when it ended without a close frame). The read may end with connection_reset after the
-/// close frame arrived: a server that fails a connection with unread input left (e.g. the rest
-/// of an oversized message) resets it after sending its close frame, so the code counts.
-asio::awaitable<unsigned> read_until_close(Ws& ws, std::vector<std::string>& frames) {
-  beast::flat_buffer buf;
-  for (;;) {
-    auto [ec, n] = co_await ws.async_read(buf, kTuple);
-    if (ec) co_return ws.reason().code;
-    frames.push_back(beast::buffers_to_string(buf.data()));
-    buf.consume(buf.size());
-  }
-}
-
-asio::awaitable<std::string> read_one(Ws& ws) {
-  beast::flat_buffer buf;
-  auto [ec, n] = co_await ws.async_read(buf, kTuple);
-  if (ec) co_return "<error: " + ec.message() + ">";
-  co_return beast::buffers_to_string(buf.data());
-}
 
 int raw_status(uint16_t port, const std::string& request, net::testing::RawResponse* out = nullptr,
                int timeout_ms = 5000) {
