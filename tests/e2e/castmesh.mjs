@@ -7,13 +7,15 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO, sleep, waitFor } from './lib.mjs';
 
-/// The castmesh binary: $CASTMESH_BIN, else the first build directory that has one.
+/// The castmesh binary: $CASTMESH_BIN, else the first build directory that has one. Throws
+/// when there is none: these tests only run against the real server.
 export function findCastmesh() {
-  if (process.env.CASTMESH_BIN) return existsSync(process.env.CASTMESH_BIN) ? process.env.CASTMESH_BIN : null;
-  for (const dir of ['build-web', 'build-lead', 'build', 'build-itest']) {
-    for (const p of [join(REPO, dir, 'src/castmesh'), join(REPO, dir, 'castmesh')]) if (existsSync(p)) return p;
-  }
-  return null;
+  const cand = process.env.CASTMESH_BIN
+    ? [process.env.CASTMESH_BIN]
+    : ['build-e2e', 'build-lead', 'build', 'build-itest', 'build-web'].flatMap((d) => [join(REPO, d, 'src/castmesh'), join(REPO, d, 'castmesh')]);
+  const bin = cand.find((p) => existsSync(p));
+  if (!bin) throw new Error(`no castmesh binary (set CASTMESH_BIN); looked at ${cand.join(', ')}`);
+  return bin;
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
@@ -28,8 +30,10 @@ function freePort() {
   });
 }
 
-/// Starts `castmesh serve` on random ports in a scratch directory; resolves {url, rtmp, stop()}.
-export async function startCastmesh(bin, extraEnv = {}) {
+/// Starts `castmesh serve` on free loopback ports in a scratch directory (SQLite database there,
+/// 1 s HLS segments, the UI from web/dist), waits for /readyz; resolves {url, rtmp, log(), stop()}.
+/// stop() sends SIGTERM to its PID (SIGKILL after 8 s).
+export async function startCastmesh(bin = findCastmesh(), extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'castmesh-e2e-'));
   const http = await freePort();
   const rtmp = await freePort();
@@ -43,7 +47,7 @@ export async function startCastmesh(bin, extraEnv = {}) {
       CASTMESH_RTMP__PORT: String(rtmp),
       CASTMESH_DATABASE__URL: `sqlite:${join(dir, 'castmesh.db')}`,
       CASTMESH_WEB__ROOT: join(REPO, 'web/dist'),
-      CASTMESH_SERVER__LOG_LEVEL: 'warn',
+      CASTMESH_HLS__TARGET_DURATION_SECS: '1',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,10 +60,10 @@ export async function startCastmesh(bin, extraEnv = {}) {
     const how = await waitFor(
       async () => {
         if (child.exitCode !== null) return 'exited';
-        const r = await fetch(`${url}/healthz`).catch(() => null);
+        const r = await fetch(`${url}/readyz`).catch(() => null);
         return r?.ok ? 'up' : null;
       },
-      { timeout: 15_000, what: 'castmesh /healthz' },
+      { timeout: 15_000, what: 'castmesh /readyz' },
     );
     if (how === 'exited') throw new Error(`castmesh exited ${child.exitCode}: ${log}`);
   } catch (e) {
@@ -83,17 +87,18 @@ export async function startCastmesh(bin, extraEnv = {}) {
   };
 }
 
-/// Publishes a real-time test pattern (H.264 + AAC, 1 s GOP) to `rtmpUrl` with ffmpeg.
-export function publish(rtmpUrl, seconds = 120) {
+/// Publishes a real-time 720p30 test pattern with a tone (H.264 ultrafast/zerolatency, 1 s GOP,
+/// AAC) to `rtmpUrl` with ffmpeg.
+export function publish(rtmpUrl, seconds = 180) {
   const child = spawn(
     'ffmpeg',
     [
       '-loglevel', 'error', '-re',
-      '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30',
-      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
+      '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30',
+      '-f', 'lavfi', '-i', 'sine',
       '-t', String(seconds),
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '30',
-      '-c:a', 'aac', '-ac', '2', '-b:a', '96k',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '30',
+      '-c:a', 'aac',
       '-f', 'flv', rtmpUrl,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },

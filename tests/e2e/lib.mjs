@@ -1,10 +1,12 @@
-// Shared helpers for the browser tests: start a server (the mock or a real castmesh),
-// launch headless Chromium, talk to the HTTP API.
+// Shared helpers for the browser tests: test media and its server, headless Chromium, the
+// HTTP API, screenshots.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -33,63 +35,50 @@ export async function launchBrowser() {
   });
 }
 
-/// Starts the mock server on an ephemeral port; resolves {url, stop()}.
-export function startMock({ media, streams = '', upstream } = {}) {
-  return new Promise((resolve, reject) => {
-    const args = [join(here, 'mock/server.mjs'), '--port', '0'];
-    if (media) args.push('--media', media);
-    if (upstream) args.push('--upstream', upstream);
-    const child = spawn(process.execPath, args, {
-      env: { ...process.env, MOCK_STREAMS: streams },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new Error(`mock did not start: ${out}`));
-    }, 10_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          url: m[1],
-          stop: () =>
-            new Promise((r) => {
-              if (child.exitCode !== null) return r();
-              child.once('exit', () => r());
-              child.kill('SIGTERM');
-            }),
-        });
-      }
-    });
-    child.stderr.on('data', (d) => (out += d));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (!/listening on/.test(out)) reject(new Error(`mock exited ${code}: ${out}`));
-    });
-  });
-}
-
-/// Generates a short test clip (H.264/AAC MP4 plus an HLS VOD copy) once per run.
-export async function makeMedia(seconds = 60) {
+/// Generates a 90 s HLS VOD (H.264 640x360 with a 1 s GOP, AAC) in a temp directory once per
+/// run: clip.m3u8 plus 2 s MPEG-TS segments.
+export async function makeMedia(seconds = 90) {
   const dir = mkdtempSync(join(tmpdir(), 'castmesh-e2e-media-'));
   await run('ffmpeg', [
     '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', `testsrc=size=640x360:rate=30`,
+    '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=30`,
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
     '-t', String(seconds),
     '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-g', '30',
-    '-c:a', 'aac', '-shortest', '-movflags', '+faststart',
-    join(dir, 'clip.mp4'),
-  ]);
-  await run('ffmpeg', [
-    '-loglevel', 'error', '-y', '-i', join(dir, 'clip.mp4'), '-c', 'copy',
+    '-c:a', 'aac', '-shortest',
     '-f', 'hls', '-hls_time', '2', '-hls_playlist_type', 'vod',
     '-hls_segment_filename', join(dir, 'seg%03d.ts'), join(dir, 'clip.m3u8'),
   ]);
   return dir;
+}
+
+const TYPES = { '.m3u8': 'application/vnd.apple.mpegurl', '.ts': 'video/mp2t', '.mp4': 'video/mp4' };
+
+/// Serves the files of `dir` on 127.0.0.1 (ephemeral port) with CORS headers, as a third-party
+/// media host would; resolves {url, stop()}.
+export function startMediaServer(dir) {
+  return new Promise((resolve, reject) => {
+    const srv = createHttpServer(async (req, res) => {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Allow-Headers', '*');
+      if (req.method === 'OPTIONS') return res.writeHead(204).end();
+      const name = basename(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+      try {
+        const body = await readFile(join(dir, name));
+        res.writeHead(200, { 'Content-Type': TYPES[extname(name)] ?? 'application/octet-stream', 'Content-Length': body.length });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      resolve({
+        url: `http://127.0.0.1:${srv.address().port}`,
+        stop: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(() => r()); }),
+      });
+    });
+  });
 }
 
 function run(cmd, args) {
@@ -159,4 +148,13 @@ export async function waitFor(fn, { timeout = 10_000, interval = 100, what = 'co
 
 export function distExists() {
   return existsSync(join(REPO, 'web/dist/index.html'));
+}
+
+/// Where screenshots go: $CASTMESH_E2E_ARTIFACTS, else tests/e2e/artifacts (git-ignored).
+export const ARTIFACTS = process.env.CASTMESH_E2E_ARTIFACTS ?? join(here, 'artifacts');
+
+/// Saves a full-page PNG of `page` as ARTIFACTS/NAME.png.
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }

@@ -1,32 +1,33 @@
-// Browser tests of the watch-together UI.
-//
-// By default they run against the in-memory mock (mock/server.mjs) serving web/dist. Set
-// CASTMESH_URL=http://127.0.0.1:PORT to run them against a real castmesh instead (registration
-// must be enabled); test media is then still served by the mock on its own port.
+// Browser tests of the watch-together UI against a real `castmesh serve` (started here on free
+// loopback ports with a scratch SQLite database); VOD media is a 90 s HLS clip generated with
+// ffmpeg and served by a small CORS-enabled static server on another port.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Api, distExists, launchBrowser, makeMedia, signInPage, sleep, startMock, waitFor } from '../lib.mjs';
+import { startCastmesh } from '../castmesh.mjs';
+import { Api, distExists, launchBrowser, makeMedia, screenshot, signInPage, sleep, startMediaServer, waitFor } from '../lib.mjs';
 
 const uniq = () => Math.random().toString(36).slice(2, 8);
 
-let mock;
+let server;
+let media;
 let base;
 let mediaBase;
 let browser;
 
 before(async () => {
-  if (!process.env.CASTMESH_URL && !distExists()) throw new Error('web/dist is missing: run scripts/web-build first');
-  const media = await makeMedia(20);
-  mock = await startMock({ media });
-  base = process.env.CASTMESH_URL ?? mock.url;
-  mediaBase = mock.url;
+  if (!distExists()) throw new Error('web/dist is missing: run scripts/web-build first');
+  media = await startMediaServer(await makeMedia(90));
+  mediaBase = media.url;
+  server = await startCastmesh();
+  base = server.url;
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  await mock?.stop();
+  await server?.stop();
+  await media?.stop();
 });
 
 async function newUserPage(name, viewport = { width: 1280, height: 800 }) {
@@ -89,6 +90,7 @@ describe('auth', () => {
 describe('room', () => {
   let alice;
   let bob;
+  let carol;
   let roomId;
 
   before(async () => {
@@ -127,32 +129,32 @@ describe('room', () => {
 
   it('playlist add from the UI reaches the other member', async () => {
     await alice.page.click('.tab[data-tab=playlist]');
-    await alice.page.fill('input[aria-label="Video address"]', `${mediaBase}/media/clip.mp4`);
-    await alice.page.fill('input[aria-label="Title"]', 'Clip MP4');
+    await alice.page.fill('input[aria-label="Video address"]', `${mediaBase}/clip.m3u8?a`);
+    await alice.page.fill('input[aria-label="Title"]', 'Clip A');
     await alice.page.click('form.pl-add button[type=submit]');
-    await alice.page.fill('input[aria-label="Video address"]', `${mediaBase}/media/clip.m3u8`);
-    await alice.page.fill('input[aria-label="Title"]', 'Clip HLS');
+    await alice.page.fill('input[aria-label="Video address"]', `${mediaBase}/clip.m3u8?b`);
+    await alice.page.fill('input[aria-label="Title"]', 'Clip B');
     await alice.page.click('form.pl-add button[type=submit]');
     await bob.page.click('.tab[data-tab=playlist]');
     await bob.page.waitForSelector('.pl-item >> nth=1');
     const titles = await bob.page.locator('.pl-title').allTextContents();
-    assert.deepEqual(titles, ['Clip MP4', 'Clip HLS']);
+    assert.deepEqual(titles, ['Clip A', 'Clip B']);
   });
 
   it('reorders with the move buttons', async () => {
     await alice.page.click('.pl-item >> nth=1 >> button[aria-label="Move up"]');
-    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip HLS');
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip B');
     await alice.page.click('.pl-item >> nth=1 >> button[aria-label="Move up"]');
-    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip MP4');
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip A');
   });
 
   it('reorders by drag and drop', async () => {
     const first = alice.page.locator('.pl-item').nth(0);
     const second = alice.page.locator('.pl-item').nth(1);
     await second.dragTo(first, { targetPosition: { x: 40, y: 4 } });
-    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip HLS');
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip B');
     await alice.page.locator('.pl-item').nth(0).dragTo(alice.page.locator('.pl-item').nth(1), { targetPosition: { x: 40, y: 40 } });
-    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip MP4');
+    await bob.page.waitForFunction(() => document.querySelector('.pl-title')?.textContent === 'Clip A');
   });
 
   it('play keeps both members in sync', async () => {
@@ -170,7 +172,118 @@ describe('room', () => {
     assert.ok(Math.abs(drift) < 0.3, `drift ${drift}`);
   });
 
+  it('pause, seek to 30 s and rate 1.5 by A reach B within 500 ms', async () => {
+    // Installs a watcher in B's page that resolves with Date.now() (same clock as this process)
+    // as soon as B's <video> satisfies `cond`, then runs A's action and measures the delay.
+    const timed = async (what, action, cond) => {
+      await bob.page.evaluate((src) => {
+        const f = new Function('v', `return (${src});`);
+        window.__seen = new Promise((resolve) => {
+          const iv = setInterval(() => {
+            const v = window.__castmesh.player;
+            if (v && f(v)) {
+              clearInterval(iv);
+              resolve({ at: Date.now(), t: v.currentTime, paused: v.paused, rate: v.playbackRate });
+            }
+          }, 5);
+          setTimeout(() => { clearInterval(iv); resolve(null); }, 5000);
+        });
+      }, cond);
+      const t0 = Date.now();
+      await action();
+      const seen = await bob.page.evaluate(() => window.__seen);
+      assert.ok(seen, `${what}: B never reflected it`);
+      const delay = seen.at - t0;
+      console.log(`sync ${what}: B reflected after ${delay} ms (t=${seen.t.toFixed(3)} paused=${seen.paused} rate=${seen.rate})`);
+      assert.ok(delay <= 500, `${what}: B took ${delay} ms`);
+      return seen;
+    };
+    const before = await local(alice.page);
+    assert.equal(before.paused, false, 'A is playing');
+    await timed('pause', () => alice.page.click('button.play-btn'), 'v.paused');
+    const [a, b] = await Promise.all([local(alice.page), local(bob.page)]);
+    assert.ok(Math.abs(a.t - b.t) <= 0.3, `paused at ${a.t} vs ${b.t}`);
+    const seen = await timed('seek 30 s', () => alice.page.evaluate(() => window.__castmesh.engine.seek(30)), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3');
+    assert.ok(Math.abs(seen.t - 30) <= 0.3);
+    await timed('rate 1.5', () => alice.page.selectOption('select[aria-label="Speed"]', '1.5'), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3 && v.playbackRate === 1.5');
+    const s = await state(bob.page);
+    assert.equal(s.playing, false);
+    assert.equal(s.position_s, 30);
+    assert.equal(s.rate, 1.5);
+    await screenshot(bob.page, 'room-b-paused-30s');
+  });
+
+  it('a third member joining late lands within 0.5 s of the others', async () => {
+    await alice.page.click('button.play-btn');
+    await waitFor(async () => { const [a, b] = await Promise.all([local(alice.page), local(bob.page)]); return !a.paused && !b.paused; }, { what: 'A and B playing' });
+    carol = await newUserPage(`carol_${uniq()}`);
+    await carol.api.req('POST', `/rooms/${roomId}/join`, {});
+    const joined = Date.now();
+    await carol.page.goto(`${base}/rooms/${roomId}`);
+    await carol.page.waitForFunction(() => window.__castmesh.state() !== null);
+    // Position of every page at one common instant: each reports (currentTime, Date.now()).
+    const snap = (p) => p.evaluate(() => { const v = window.__castmesh.player; return v ? { t: v.currentTime, at: Date.now(), rate: v.playbackRate, paused: v.paused, ready: v.readyState } : null; });
+    const apart = async () => {
+      const xs = await Promise.all([alice, bob, carol].map((u) => snap(u.page)));
+      if (xs.some((x) => !x || x.paused || x.ready < 3)) return null;
+      const T = Math.max(...xs.map((x) => x.at));
+      const pos = xs.map((x) => x.t + ((T - x.at) / 1000) * x.rate);
+      return { pos, gap: Math.max(Math.abs(pos[2] - pos[0]), Math.abs(pos[2] - pos[1])) };
+    };
+    const r = await waitFor(async () => { const x = await apart(); return x && x.gap <= 0.5 ? x : null; }, { timeout: 15_000, interval: 200, what: 'late joiner within 0.5 s' });
+    console.log(`late joiner: within ${r.gap.toFixed(3)} s of the others ${Date.now() - joined} ms after opening the room (positions ${r.pos.map((p) => p.toFixed(3)).join(', ')})`);
+    // And it stays there.
+    await sleep(1000);
+    const again = await apart();
+    assert.ok(again && again.gap <= 0.5, `late joiner drifted: ${JSON.stringify(again)}`);
+    console.log(`late joiner 1 s later: ${again.gap.toFixed(3)} s`);
+    await screenshot(carol.page, 'room-late-joiner');
+  });
+
+  it('a member without permission gets an error and the state is unchanged', async () => {
+    await alice.api.req('PATCH', `/rooms/${roomId}/members/${carol.api.user.id}`, { revoke: ['control_playback', 'seek'] });
+    await sleep(300);
+    const before = await state(alice.page);
+    await carol.page.evaluate(() => window.__castmesh.engine.pause());
+    await carol.page.waitForSelector('.toast-error >> text=/permission/i', { timeout: 5000 });
+    await carol.page.evaluate(() => window.__castmesh.engine.seek(3));
+    await sleep(700);
+    const [a, c] = await Promise.all([state(alice.page), state(carol.page)]);
+    assert.equal(a.version, before.version, 'version unchanged');
+    assert.equal(a.playing, true);
+    assert.equal(c.version, before.version);
+    assert.ok((await local(alice.page)).t > 10, 'A still playing near where it was');
+    await screenshot(carol.page, 'room-forbidden');
+    await carol.ctx.close();
+  });
+
+  it('chat with a script tag shows as text', async () => {
+    const text = '<script>alert(1)</script>';
+    let dialog = false;
+    alice.page.on('dialog', (d) => { dialog = true; d.dismiss(); });
+    bob.page.on('dialog', (d) => { dialog = true; d.dismiss(); });
+    await alice.page.click('.tab[data-tab=chat]');
+    await bob.page.click('.tab[data-tab=chat]');
+    await alice.page.fill('input[aria-label="Chat message"]', text);
+    await alice.page.press('input[aria-label="Chat message"]', 'Enter');
+    await bob.page.waitForFunction((t) => [...document.querySelectorAll('.chat-msg .text')].some((e) => e.textContent === t), text);
+    assert.equal(await bob.page.locator('.chat-list script').count(), 0);
+    await sleep(300);
+    assert.equal(dialog, false, 'no alert ran');
+    await screenshot(bob.page, 'room-chat');
+  });
+
+  it('back to normal speed, paused', async () => {
+    await alice.page.selectOption('select[aria-label="Speed"]', '1');
+    await waitFor(async () => (await state(bob.page)).rate === 1, { what: 'bob rate 1' });
+    if ((await state(alice.page)).playing) await alice.page.click('button.play-btn');
+    await waitFor(async () => (await local(bob.page))?.paused, { what: 'bob paused' });
+  });
+
   it('pause and seek by one member move the other', async () => {
+    await bob.page.click('button.play-btn'); // bob plays
+    await waitFor(async () => !(await local(alice.page))?.paused, { what: 'alice playing' });
+    await sleep(1000);
     await bob.page.click('button.play-btn'); // bob pauses
     await waitFor(async () => (await local(alice.page))?.paused, { what: 'alice paused' });
     const [a, b] = await Promise.all([local(alice.page), local(bob.page)]);
@@ -210,15 +323,15 @@ describe('room', () => {
 
   it('auto-advances to the next item when the current one ends', async () => {
     const first = (await state(alice.page)).item_id;
-    await alice.page.evaluate(() => window.__castmesh.engine.seek(17.5));
-    await waitFor(async () => (await state(alice.page)).position_s === 17.5, { what: 'seeked' });
+    await alice.page.evaluate(() => window.__castmesh.engine.seek(87.5));
+    await waitFor(async () => (await state(alice.page)).position_s === 87.5, { what: 'seeked' });
     await alice.page.click('button.play-btn');
     await waitFor(async () => {
       const s = await state(bob.page);
       return s.item_id !== first && s.item_id > 0;
     }, { timeout: 20_000, what: 'next item' });
     const cur = await bob.page.locator('.pl-item.current .pl-title').textContent();
-    assert.equal(cur, 'Clip HLS');
+    assert.equal(cur, 'Clip B');
   });
 
   it('shows presence of both members', async () => {
