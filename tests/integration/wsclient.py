@@ -166,12 +166,26 @@ class WsClient:
                 except OSError:
                     pass
                 self.closed = True
+                self._finish_close()
                 raise Closed(code, payload[2:].decode("utf-8", "replace"))
             if op in (OP_TEXT, OP_BINARY):
                 first_op = op
             parts.append(payload)
             if fin:
                 return first_op, b"".join(parts)
+
+    def _finish_close(self, timeout=2.0):
+        """After the closing handshake: wait (bounded) for the server to close the TCP
+        connection (RFC 6455 7.1.1), then close ours, as a browser does."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                if not self.sock.recv(65536):
+                    break
+        except OSError:
+            pass
+        self.sock.close()
 
     # ---------------------------------------------------------------- JSON helpers
     def send_json(self, obj):
