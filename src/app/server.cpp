@@ -155,6 +155,13 @@ struct Server::Impl {
     gateway = std::make_unique<ws::RoomGateway>(*rooms, api::room_authenticator(*accounts),
                                                 ws::ws_config_from(cfg.rooms), metrics);
     hub.set_publish_authorizer([this](const live::StreamKey& k, std::string_view) { return authorize_publish(k); });
+    // A room's own stream going live shows up in that room's playlist (one store write per publish).
+    hub.add_event_listener([this](std::string_view kind, const live::StreamKey& k) {
+      if (kind != "publish" || k.app != "live" || !k.stream.starts_with("room-")) return;
+      if (auto st = rooms->on_room_stream_published(k.stream.substr(5)); !st) {
+        spdlog::warn("room stream {}: {}", k.str(), st.error().message());
+      }
+    });
     return ok_status();
   }
 

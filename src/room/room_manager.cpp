@@ -1521,6 +1521,39 @@ Result<PublishKeyInfo> RoomManager::rotate_publish_key(const Identity& who, cons
   return impl_->publish_key_impl(who, room_id, true);
 }
 
+Status RoomManager::on_room_stream_published(const std::string& room_id) {
+  auto& I = *impl_;
+  auto row = I.store.room_by_id(room_id);
+  if (!row) return row.error();
+  auto room_r = I.get_or_load(room_id);
+  if (!room_r) return room_r.error();
+  Room& r = **room_r;
+  const std::string url = room_stream_name(room_id);
+  std::lock_guard op(r.op_mu);
+  bool present = false;
+  bool selected = false;
+  PlaybackState s;
+  {
+    std::lock_guard lk(r.mu);
+    auto it = std::find_if(r.playlist.begin(), r.playlist.end(),
+                           [&](const auto& i) { return i.kind == "live" && i.url == url; });
+    present = it != r.playlist.end();
+    if (present && r.sync.state().item_id == 0) {
+      r.sync.replace_current(it->id, true, I.now());
+      s = r.sync.state();
+      selected = true;
+    }
+  }
+  if (selected) I.emit_state(r, s, nullptr, "auto", true, true);
+  if (present) return ok_status();
+  Identity creator;
+  creator.user_id = row->creator_id;
+  if (auto u = I.store.user_by_id(row->creator_id)) creator.username = u->username;
+  auto added = I.add_item_locked(r, creator, "live", url, "Room stream");
+  if (!added) return added.error();
+  return ok_status();
+}
+
 Result<store::Room> RoomManager::room_for_publish_key(const std::string& key) {
   if (key.empty()) return Error{Errc::not_found, "no publish key"};
   return impl_->store.room_by_publish_key(key);

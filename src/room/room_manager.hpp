@@ -265,6 +265,12 @@ class RoomManager {
   /// The room owning publish key `key` (for live.require_publish_key). not_found otherwise.
   Result<store::Room> room_for_publish_key(const std::string& key);
 
+  /// Called when the room's own stream (`live/room-{id}`, published with its publish key)
+  /// starts: adds a `live` item for it (added_by = the creator) unless the playlist already
+  /// has one, and selects it when nothing is selected (broadcasting `playlist` / `state`).
+  /// not_found for an unknown room; store errors as they come.
+  Status on_room_stream_published(const std::string& room_id);
+
   /// Distinct users connected to `room_id` on this node.
   int64_t online_count(const std::string& room_id) const;
 

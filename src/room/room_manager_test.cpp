@@ -934,5 +934,38 @@ TEST(TextValidation, Utf8) {
   EXPECT_FALSE(validate_playlist_item("url", "/x.mp4", "tab\there").ok());
 }
 
+
+TEST_F(RoomManagerTest, RoomStreamPublishAddsAndSelectsTheLiveItemOnce) {
+  auto [b, ba] = connect(bob_);
+  ASSERT_TRUE(mgr_->on_room_stream_published(room_).ok());
+  auto pl = b->last("playlist");
+  ASSERT_EQ(pl.at("items").as_array().size(), 1u);
+  const auto& item = pl.at("items").at(0);
+  EXPECT_EQ(item.at("kind").as_string(), "live");
+  EXPECT_EQ(item.at("url").as_string(), "live/room-" + room_);
+  EXPECT_EQ(item.at("added_by").as_int64(), alice_.user_id) << "added on behalf of the creator";
+  EXPECT_EQ(b->last("state").at("state").at("item_id").as_int64(), item.at("id").as_int64());
+  // A second publish (reconnect) adds nothing.
+  ASSERT_TRUE(mgr_->on_room_stream_published(room_).ok());
+  auto items = mgr_->list_playlist(alice_, room_);
+  ASSERT_TRUE(items.ok());
+  EXPECT_EQ(items->size(), 1u);
+  EXPECT_EQ(mgr_->on_room_stream_published("no-such-room").code(), Errc::not_found);
+}
+
+TEST_F(RoomManagerTest, RoomStreamPublishKeepsTheCurrentItem) {
+  int64_t vod = add_item("https://media.example/a.m3u8");
+  uint64_t v = version();
+  ASSERT_TRUE(mgr_->on_room_stream_published(room_).ok());
+  auto items = mgr_->list_playlist(alice_, room_);
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 2u);
+  EXPECT_EQ(items->at(1).url, "live/room-" + room_);
+  auto st = store_->room_state(room_);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->item_id, vod);
+  EXPECT_EQ(st->version, v);
+}
+
 }  // namespace
 }  // namespace castmesh::room
