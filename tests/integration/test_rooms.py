@@ -586,6 +586,9 @@ class RoomsPostgresTest(unittest.TestCase):
             rid = room["id"]
             a.join(tb, rid)
             a.ok("PATCH", "/rooms/%s/members/%s" % (rid, bob["id"]), {"revoke": ["seek"]}, ta)
+            item = a.ok("POST", "/rooms/%s/playlist" % rid,
+                        {"kind": "url", "url": "https://example.com/v.m3u8?a=1&b='x'",
+                         "title": "t\u00eftle <i>"}, ta, status=201)["item"]
             ca = ws_connect(server.http_port, rid, ta)
             cb = ws_connect(server.http_port, rid, tb)
             try:
@@ -625,6 +628,10 @@ class RoomsPostgresTest(unittest.TestCase):
             self.assertNotIn("seek", members[bob["id"]]["permissions"])
             hist = [m["text"] for m in a.chat_history(ta, rid)]
             self.assertEqual(hist[-2:], texts)
+            items = a.ok("GET", "/rooms/%s/playlist" % rid, token=ta)["items"]
+            self.assertEqual([(i["id"], i["url"], i["title"]) for i in items],
+                             [(item["id"], item["url"], item["title"])])
+            self.assertEqual(item["url"], "https://example.com/v.m3u8?a=1&b='x'")
             cb = ws_connect(server.http_port, rid, login["token"])
             try:
                 w = cb.recv_type("welcome")
@@ -639,6 +646,9 @@ class RoomsPostgresTest(unittest.TestCase):
                 cb.close()
             rc, _ = server.stop()
             self.assertEqual(rc, 0)
+            # Everything went to PostgreSQL: no SQLite database was created.
+            self.assertFalse(os.path.exists(os.path.join(workdir, "data", "castmesh.db")),
+                             os.listdir(workdir))
             ok = True
         finally:
             if not ok:
