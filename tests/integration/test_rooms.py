@@ -455,6 +455,21 @@ class BadInputTest(RoomsTestBase):
             return [m for m in ms if m["user_id"] == user_id][0]["connections"] == 0
         wait_for(offline, 5.0, 0.1, "user %s offline" % user_id)
 
+    def test_upgrade_refusals(self):
+        outsider, to = self.api.register(self.uname("out"))
+        cases = [(self.rid, None, 401), (self.rid, "garbage-token", 401), (self.rid, to, 403),
+                 ("NoSuchRoom1", self.ta, 404)]
+        for rid, token, want in cases:
+            path = "/api/v1/rooms/%s/ws" % rid + ("?token=%s" % token if token else "")
+            with self.assertRaises(HandshakeError, msg=(rid, token)) as cm:
+                WsClient(HOST, self.server.http_port, path).close()
+            self.assertEqual(cm.exception.status, want, (rid, token, cm.exception.body))
+        # The bearer header works as well as ?token=.
+        c = self.closing(WsClient(HOST, self.server.http_port, "/api/v1/rooms/%s/ws" % self.rid,
+                                  headers={"Authorization": "Bearer " + self.tb}))
+        self.assertEqual(self.welcome(c)["you"]["user_id"], self.bob["id"])
+        self.check_intact(self.a)
+
     def test_bad_json(self):
         self.b.send_text("{not json")
         err = self.b.recv_type("error")
