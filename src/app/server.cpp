@@ -222,6 +222,10 @@ void Server::stop() {
   const int64_t deadline = mono_ms() + int64_t(d.cfg.server.shutdown_grace_secs) * 1000;
   spdlog::info("stopping: closing listeners and sessions (grace {} s)", d.cfg.server.shutdown_grace_secs);
   if (d.rtmp) d.rtmp->stop();
+  // Room members get a close frame (1001) first; then the HTTP server cuts what is left.
+  if (d.rooms) d.rooms->stop();
+  for (int i = 0; i < 50 && d.gateway && d.gateway->stats().connections > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (d.http) d.http->stop();
   d.hub.stop();
   d.hls.stop();
