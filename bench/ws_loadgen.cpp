@@ -184,6 +184,7 @@ struct Run {
 
 void enqueue(Run& r, Member& m, std::string msg);
 
+/// Drains `m->outq` with one outstanding write at a time (Beast allows one writer per stream).
 awaitable<void> writer(Run& r, Member* m) {
   while (!m->outq.empty() && m->alive) {
     std::string msg = std::move(m->outq.front());
@@ -194,6 +195,7 @@ awaitable<void> writer(Run& r, Member* m) {
   m->writing = false;
 }
 
+/// Queues a text frame for member `m`, starting its writer when idle.
 void enqueue(Run& r, Member& m, std::string msg) {
   m.outq.push_back(std::move(msg));
   if (!m.writing) {
@@ -259,6 +261,8 @@ void connect_failed(Run& r, uint32_t idx, bool& counted_in_flight, const char* w
   if (r.connect_failures <= 5) std::fprintf(stderr, "member %u: %s: %s\n", idx, what, ec.message().c_str());
 }
 
+/// One member: connect, WebSocket handshake (and Socket.IO connect + join), then read frames
+/// until the connection ends, timestamping `state` frames.
 awaitable<void> member_main(Run& r, uint32_t idx, std::string target) {
   Member& m = *r.members[idx];
   bool counted_in_flight = true;
@@ -359,6 +363,7 @@ double cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+/// Ramps the members, runs the latency rounds and the throughput phase, fills `result` (JSON).
 awaitable<void> driver(Run& r, std::string& result) {
   const Options& o = r.o;
   if (!o.baseline_file.empty()) {  // setup done, nothing connected yet: the idle RSS sample point
@@ -412,8 +417,6 @@ awaitable<void> driver(Run& r, std::string& result) {
     if (r.received[idx] < r.alive || rc.empty()) {
       ++incomplete;
       missing += r.alive - std::min(r.alive, r.received[idx]);
-      if (seeker.last_version > next_version) next_version = seeker.last_version;
-      else next_version = seeker.last_version;
     } else {
       std::vector<double> v(rc.begin(), rc.end());
       last_ms.push_back(*std::max_element(v.begin(), v.end()));
@@ -421,6 +424,7 @@ awaitable<void> driver(Run& r, std::string& result) {
       ++next_version;
     }
     if (r.o.interval_ms) co_await sleep_ms(r.io, o.interval_ms);
+    // The seeker's view is authoritative (a lost or refused seek leaves the version unchanged).
     if (next_version != seeker.last_version) next_version = seeker.last_version;
     // Versions must stay contiguous with our index; resync the base if the server diverged.
     if (next_version != r.base_version + static_cast<int64_t>(r.sent_at.size())) {
