@@ -501,24 +501,9 @@ Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& requested
     if (auto st = validate_name(key.app); !st) return st.error();
     if (auto st = validate_name(key.stream); !st) return st.error();
   }
-  std::shared_ptr<Source> src;
-  std::vector<ObserverFactory> factories;
-  {
-    std::lock_guard lk(mu_);
-    if (stopped_) return Error{Errc::closed, "server is stopping"};
-    auto it = sources_.find(key);
-    if (it != sources_.end()) src = it->second;
-    else factories = observer_factories_;
-  }
-  if (!src) {
-    std::vector<std::unique_ptr<SourceObserver>> observers;
-    for (auto& f : factories)
-      if (auto o = f(key)) observers.push_back(std::move(o));
-    auto fresh = std::make_shared<Source>(*this, key, std::move(observers));
-    std::lock_guard lk(mu_);
-    auto [it, inserted] = sources_.emplace(key, fresh);
-    src = it->second;  // another thread may have created it meanwhile
-  }
+  auto found = find_or_create(key, /*create=*/true);
+  if (!found) return found.error();
+  std::shared_ptr<Source> src = std::move(found.value());
   if (!src->begin_publish(proto, std::move(remote))) {
     metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
     return Error{Errc::already_publishing, key.str() + " is already being published"};
@@ -530,31 +515,34 @@ Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key,
                                                            bool wait_for_publisher) {
   if (auto st = validate_name(key.app); !st) return st.error();
   if (auto st = validate_name(key.stream); !st) return st.error();
-  std::shared_ptr<Source> src;
-  std::vector<ObserverFactory> factories;
-  {
-    std::lock_guard lk(mu_);
-    if (stopped_) return Error{Errc::closed, "server is stopping"};
-    auto it = sources_.find(key);
-    if (it != sources_.end()) src = it->second;
-    else if (!wait_for_publisher) return Error{Errc::not_found, key.str() + " is not being published"};
-    else factories = observer_factories_;
-  }
-  if (src && !wait_for_publisher && !src->publishing())
+  auto found = find_or_create(key, /*create=*/wait_for_publisher);
+  if (!found) return found.error();
+  std::shared_ptr<Source> src = std::move(found.value());
+  if (!wait_for_publisher && !src->publishing())
     return Error{Errc::not_found, key.str() + " is not being published"};
-  if (!src) {
-    std::vector<std::unique_ptr<SourceObserver>> observers;
-    for (auto& f : factories)
-      if (auto o = f(key)) observers.push_back(std::move(o));
-    auto fresh = std::make_shared<Source>(*this, key, std::move(observers));
-    std::lock_guard lk(mu_);
-    auto [it, inserted] = sources_.emplace(key, fresh);
-    src = it->second;
-  }
   std::unique_ptr<Subscription> sub(new Subscription(src, proto));
   src->attach(sub.get());
   emit_event("subscribe", key);
   return sub;
+}
+
+Result<std::shared_ptr<Source>> StreamHub::find_or_create(const StreamKey& key, bool create) {
+  std::vector<ObserverFactory> factories;
+  {
+    std::lock_guard lk(mu_);
+    if (stopped_) return Error{Errc::closed, "server is stopping"};
+    if (auto it = sources_.find(key); it != sources_.end()) return it->second;
+    if (!create) return Error{Errc::not_found, key.str() + " is not being published"};
+    factories = observer_factories_;
+  }
+  // Observers are made outside the hub lock (a factory may take its own locks).
+  std::vector<std::unique_ptr<SourceObserver>> observers;
+  for (auto& f : factories)
+    if (auto o = f(key)) observers.push_back(std::move(o));
+  auto fresh = std::make_shared<Source>(*this, key, std::move(observers));
+  std::lock_guard lk(mu_);
+  auto [it, inserted] = sources_.emplace(key, fresh);
+  return it->second;  // another thread may have created it meanwhile
 }
 
 void StreamHub::set_publish_authorizer(PublishAuthorizer f) {

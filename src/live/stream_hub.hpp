@@ -203,6 +203,8 @@ class StreamHub {
   friend class Source;
   void emit_event(std::string_view kind, const StreamKey& key);
   void add_external_counts(StreamStats& st) const;
+  /// The Source of `key`; with `create`, a new one (with observers) when there is none.
+  Result<std::shared_ptr<Source>> find_or_create(const StreamKey& key, bool create);
 
   LiveConfig cfg_;
   Metrics& metrics_;
