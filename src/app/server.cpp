@@ -89,6 +89,7 @@ struct Server::Impl {
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<rtmp::RtmpServer> rtmp;
   std::unique_ptr<asio::steady_timer> housekeeping;
+  std::unique_ptr<asio::steady_timer> presence_flush;
   int64_t last_session_purge_ms = 0;
   std::atomic<bool> ready{false};
   bool stopped = false;
@@ -186,6 +187,22 @@ struct Server::Impl {
         },
         asio::detached);
   }
+
+  /// Sends the room presence updates held back by coalescing (RoomManager::flush_presence).
+  void start_presence_flush() {
+    presence_flush = std::make_unique<asio::steady_timer>(pool.next());
+    asio::co_spawn(
+        presence_flush->get_executor(),
+        [this]() -> asio::awaitable<void> {
+          for (;;) {
+            rooms->flush_presence();
+            presence_flush->expires_after(std::chrono::milliseconds(room::RoomManager::kPresenceIntervalMs));
+            auto [ec] = co_await presence_flush->async_wait(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+          }
+        },
+        asio::detached);
+  }
 };
 
 Server::Server(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
@@ -210,6 +227,7 @@ Status Server::start() {
   if (auto st = d.http->listen(d.cfg.server.host, d.cfg.server.port); !st) return st;
   spdlog::info("http: listening on {}:{} (API, HTTP-FLV, HLS)", d.cfg.server.host, d.http->port());
   d.start_housekeeping();
+  d.start_presence_flush();
   d.ready = true;
   return ok_status();
 }
@@ -230,6 +248,7 @@ void Server::stop() {
   d.hub.stop();
   d.hls.stop();
   if (d.housekeeping) asio::post(d.housekeeping->get_executor(), [t = d.housekeeping.get()] { t->cancel(); });
+  if (d.presence_flush) asio::post(d.presence_flush->get_executor(), [t = d.presence_flush.get()] { t->cancel(); });
   // Let sessions notice and finish their last writes.
   while (mono_ms() < deadline) {
     const bool http_done = !d.http || d.http->connections() == 0;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <unordered_set>
 
 #include <boost/json/parse.hpp>
@@ -80,6 +81,8 @@ struct Room {
   bool deleted = false;
   // guarded by op_mu
   uint64_t seq = 0;
+  std::optional<int64_t> last_presence_ms;  // time of the last presence broadcast (now_ms)
+  bool presence_dirty = false;              // a change awaits RoomManager::flush_presence
 
   std::vector<PlaylistEntry> entries() const {
     std::vector<PlaylistEntry> e;
@@ -159,6 +162,11 @@ struct RoomManager::Impl {
 
   mutable std::mutex rooms_mu;  // leaf lock
   std::unordered_map<std::string, std::shared_ptr<Room>> rooms;
+  // Rooms with a pending presence broadcast (guarded by rooms_mu). Every room whose
+  // presence_dirty is set is in here; entries whose flag was cleared meanwhile are dropped by
+  // the next flush.
+  std::unordered_map<std::string, std::shared_ptr<Room>> dirty_presence;
+  std::atomic<bool> coalesce_presence{false};  // set by the first flush_presence call
 
   cluster::Subscription sub;
 
@@ -293,6 +301,32 @@ struct RoomManager::Impl {
     o["type"] = "live";
     o["target_offset_s"] = cfg.live_target_offset_secs;
     return o;
+  }
+
+  /// Whether a presence change of `r` is to be broadcast now (then records the broadcast time);
+  /// otherwise marks the room for flush_presence. Caller holds r->op_mu (r->mu may be held too).
+  bool take_presence_slot(const std::shared_ptr<Room>& r) {
+    const int64_t t = now();
+    const bool due = !coalesce_presence.load(std::memory_order_relaxed) || !r->last_presence_ms ||
+                     t < *r->last_presence_ms || t - *r->last_presence_ms >= RoomManager::kPresenceIntervalMs;
+    if (due) {
+      r->last_presence_ms = t;
+      r->presence_dirty = false;
+      return true;
+    }
+    if (!r->presence_dirty) {
+      r->presence_dirty = true;
+      std::lock_guard lk(rooms_mu);
+      dirty_presence.emplace(r->id, r);
+    }
+    return false;
+  }
+
+  /// Drops `r`'s entry from dirty_presence (if it is still `r`'s).
+  void forget_dirty(const std::shared_ptr<Room>& r) {
+    std::lock_guard lk(rooms_mu);
+    auto it = dirty_presence.find(r->id);
+    if (it != dirty_presence.end() && it->second == r) dirty_presence.erase(it);
   }
 
   json::object presence_frame(const Room& r) const {
@@ -634,7 +668,7 @@ Result<std::shared_ptr<Attachment>> RoomManager::attach(const std::string& room_
   auto chat = I.store.recent_chat(room_id, static_cast<int64_t>(kWelcomeChat));
   std::shared_ptr<Attachment> att(
       new Attachment(this, room, room_id, who, conn, I.next_attachment.fetch_add(1)));
-  json::object presence;
+  std::optional<json::object> presence;
   {
     std::lock_guard lk(room->mu);
     if (room->deleted) {
@@ -677,9 +711,9 @@ Result<std::shared_ptr<Attachment>> RoomManager::attach(const std::string& room_
     w["chat"] = std::move(ch);
     conn->send(to_frame(w));
     if (room->sync.current_live()) conn->send(to_frame(I.live_frame()));
-    presence = I.presence_frame(*room);
+    if (I.take_presence_slot(room)) presence = I.presence_frame(*room);
   }
-  I.publish(*room, cluster::Lane::normal, "", std::move(presence));
+  if (presence) I.publish(*room, cluster::Lane::normal, "", std::move(*presence));
   return att;
 }
 
@@ -687,7 +721,7 @@ void RoomManager::detach(Attachment& a) {
   auto& I = *impl_;
   auto& room = *a.room_;
   std::lock_guard op(room.op_mu);
-  json::object presence;
+  std::optional<json::object> presence;
   bool changed = false;
   PlaybackState s;
   {
@@ -700,10 +734,45 @@ void RoomManager::detach(Attachment& a) {
     if (it != room.presence.end() && --it->second.connections <= 0) room.presence.erase(it);
     changed = room.sync.remove_connection(a.id(), I.now());
     s = room.sync.state();
-    presence = I.presence_frame(room);
+    if (I.take_presence_slot(a.room_)) presence = I.presence_frame(room);
   }
   if (changed) I.emit_state(room, s, nullptr, "buffering", false, false);
-  I.publish(room, cluster::Lane::normal, "", std::move(presence));
+  if (presence) I.publish(room, cluster::Lane::normal, "", std::move(*presence));
+}
+
+void RoomManager::flush_presence() {
+  auto& I = *impl_;
+  I.coalesce_presence.store(true, std::memory_order_relaxed);
+  std::vector<std::shared_ptr<Room>> pending;
+  {
+    std::lock_guard lk(I.rooms_mu);
+    if (I.dirty_presence.empty()) return;
+    pending.reserve(I.dirty_presence.size());
+    for (auto& [id, r] : I.dirty_presence) pending.push_back(r);
+  }
+  for (auto& r : pending) {
+    std::lock_guard op(r->op_mu);
+    if (!r->presence_dirty) {  // broadcast meanwhile by attach/detach
+      I.forget_dirty(r);
+      continue;
+    }
+    const int64_t t = I.now();
+    if (r->last_presence_ms && t >= *r->last_presence_ms && t - *r->last_presence_ms < kPresenceIntervalMs) {
+      continue;  // still inside the interval: next flush
+    }
+    json::object presence;
+    bool deleted = false;
+    {
+      std::lock_guard lk(r->mu);
+      deleted = r->deleted;
+      if (!deleted) presence = I.presence_frame(*r);
+    }
+    r->presence_dirty = false;
+    I.forget_dirty(r);
+    if (deleted) continue;
+    r->last_presence_ms = t;
+    I.publish(*r, cluster::Lane::normal, "", std::move(presence));
+  }
 }
 
 void RoomManager::stop() {

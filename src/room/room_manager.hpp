@@ -169,8 +169,8 @@ class RoomManager {
   /// Connects `conn` as `who` to room `room_id`: checks membership (Errc::forbidden when not a
   /// member, banned, or inside a kick cooldown; Errc::not_found for an unknown room;
   /// Errc::unavailable when the store is down), sends `welcome` to `conn` (plus `live` when the
-  /// current item is live), then broadcasts `presence`. The connection receives every room event
-  /// published after its welcome, none before.
+  /// current item is live), then broadcasts `presence` (possibly coalesced: see flush_presence).
+  /// The connection receives every room event published after its welcome, none before.
   Result<std::shared_ptr<Attachment>> attach(const std::string& room_id, const Identity& who,
                                              std::shared_ptr<Connection> conn);
 
@@ -186,12 +186,29 @@ class RoomManager {
   void on_message(Attachment& a, std::string_view json_text);
 
   /// Removes the connection (idempotent): drops its buffering report (may resume playback) and
-  /// broadcasts `presence`. Does not close the socket.
+  /// broadcasts `presence` (possibly coalesced: see flush_presence). Does not close the socket.
   void detach(Attachment& a);
 
   /// Closes every local connection with 1001 "server shutting down" (Connection::close only;
   /// the gateway detaches them afterwards).
   void stop();
+
+  /// Minimum time between two `presence` broadcasts of one room (ms), once coalescing is on.
+  static constexpr int64_t kPresenceIntervalMs = 250;
+
+  /// Broadcasts the current `presence` of every room whose membership changed while its
+  /// previous presence broadcast was less than kPresenceIntervalMs ago, once that interval has
+  /// passed (rooms still inside it stay pending). Meant to be called periodically (every
+  /// kPresenceIntervalMs) by the server. Thread-safe; one lock and an emptiness check when
+  /// nothing is pending.
+  ///
+  /// Coalescing starts with the first call: until then every attach/detach broadcasts
+  /// `presence` at once, so a manager nobody flushes never holds back an update. Afterwards a
+  /// change is broadcast at once when the room's last presence broadcast is at least
+  /// kPresenceIntervalMs old (by the `now_ms` clock) and is otherwise left for this function,
+  /// which sends one frame with the latest member list. Frames take the room's next `seq` like
+  /// every other broadcast.
+  void flush_presence();
 
   // ---- HTTP-level operations (src/proto/api); each checks `who`'s rights ----
 

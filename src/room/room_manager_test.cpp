@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/json/parse.hpp>
@@ -965,6 +966,91 @@ TEST_F(RoomManagerTest, RoomStreamPublishKeepsTheCurrentItem) {
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->item_id, vod);
   EXPECT_EQ(st->version, v);
+}
+
+
+// ---- presence coalescing ----
+
+TEST_F(RoomManagerTest, PresenceIsImmediateForEveryChangeUntilFlushingStarts) {
+  auto [a, aa] = connect(alice_);
+  auto [b, ba] = connect(bob_);
+  auto [c, ca] = connect(carol_);
+  EXPECT_EQ(a->count("presence"), 3u);  // same clock, but nobody flushes: nothing is held back
+  EXPECT_EQ(a->last("presence").at("members").as_array().size(), 3u);
+}
+
+TEST_F(RoomManagerTest, ABurstOfAttachesIsCoalescedIntoOneImmediateAndOneFlushedPresence) {
+  mgr_->flush_presence();  // the server's flush loop is running
+  std::vector<Identity> users{alice_, bob_, carol_};
+  for (int i = 0; i < 7; ++i) {
+    users.push_back(make_user("user" + std::to_string(i)));
+    ASSERT_TRUE(mgr_->join(users.back(), room_, std::nullopt).ok());
+  }
+  std::vector<std::shared_ptr<FakeConn>> conns;
+  for (const auto& u : users) conns.push_back(connect(u).first);
+  const auto& first = conns.front();
+  const auto& last = conns.back();
+  ASSERT_EQ(first->count("presence"), 1u);  // its own arrival, broadcast at once
+  EXPECT_EQ(first->last("presence").at("members").as_array().size(), 1u);
+  EXPECT_EQ(last->count("presence"), 0u);
+  // the newcomer's welcome still lists everybody
+  EXPECT_EQ(last->last("welcome").at("members").as_array().size(), users.size());
+
+  clock_ += RoomManager::kPresenceIntervalMs - 1;
+  mgr_->flush_presence();  // still inside the interval
+  EXPECT_EQ(first->count("presence"), 1u);
+
+  clock_ += 1;
+  mgr_->flush_presence();
+  ASSERT_EQ(first->count("presence"), 2u);
+  ASSERT_EQ(last->count("presence"), 1u);
+  auto p = first->last("presence");
+  const auto& members = p.at("members").as_array();
+  ASSERT_EQ(members.size(), users.size());
+  std::set<int64_t> ids;
+  for (const auto& m : members) ids.insert(m.at("user_id").as_int64());
+  for (const auto& u : users) EXPECT_TRUE(ids.count(u.user_id)) << u.username;
+  // ordered after every welcome of the burst, and the same frame for everybody
+  EXPECT_GT(p.at("seq").to_number<uint64_t>(), last->last("welcome").at("seq").to_number<uint64_t>());
+  EXPECT_EQ(first->last_ptr("presence").get(), last->last_ptr("presence").get());
+
+  clock_ += 10 * RoomManager::kPresenceIntervalMs;
+  mgr_->flush_presence();  // nothing pending any more
+  EXPECT_EQ(first->count("presence"), 2u);
+}
+
+TEST_F(RoomManagerTest, AnAttachAfterAQuietPeriodIsBroadcastAtOnce) {
+  mgr_->flush_presence();
+  auto [a, aa] = connect(alice_);
+  clock_ += RoomManager::kPresenceIntervalMs;
+  auto [b, ba] = connect(bob_);
+  ASSERT_EQ(a->count("presence"), 2u);
+  EXPECT_EQ(a->last("presence").at("members").as_array().size(), 2u);
+  EXPECT_EQ(b->last("presence").at("members").as_array().size(), 2u);
+}
+
+TEST_F(RoomManagerTest, ADetachInsideTheIntervalIsFlushedLater) {
+  mgr_->flush_presence();
+  auto [a, aa] = connect(alice_);
+  auto conn = std::make_shared<FakeConn>();
+  auto b = mgr_->attach(room_, bob_, conn);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->last("presence").at("members").as_array().size(), 1u);  // bob held back
+  clock_ += RoomManager::kPresenceIntervalMs;
+  mgr_->flush_presence();
+  EXPECT_EQ(a->last("presence").at("members").as_array().size(), 2u);
+  const size_t before = a->count("presence");
+  mgr_->detach(**b);  // right after that broadcast
+  EXPECT_EQ(a->count("presence"), before);
+  clock_ += 100;
+  mgr_->flush_presence();
+  EXPECT_EQ(a->count("presence"), before);
+  clock_ += RoomManager::kPresenceIntervalMs - 100;
+  mgr_->flush_presence();
+  ASSERT_EQ(a->count("presence"), before + 1);
+  auto members = a->last("presence").at("members").as_array();
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members.at(0).at("user_id").as_int64(), alice_.user_id);
 }
 
 }  // namespace
