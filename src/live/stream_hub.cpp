@@ -23,40 +23,58 @@ Status validate_name(std::string_view name) {
 }
 
 namespace {
-/// Per-second buckets for bitrate and frame-rate estimates over the last few seconds.
+/// Per-second buckets for the bitrate estimate over the last few seconds (wall clock).
 class RateWindow {
  public:
   static constexpr int kBuckets = 6;
-  void add(int64_t now_ms, uint64_t bytes, uint32_t frames) {
+  void add(int64_t now_ms, uint64_t bytes) {
     const int64_t sec = now_ms / 1000;
     auto& b = buckets_[sec % kBuckets];
-    if (b.sec != sec) b = {sec, 0, 0};
+    if (b.sec != sec) b = {sec, 0};
     b.bytes += bytes;
-    b.frames += frames;
   }
   /// Averages over the complete seconds in the window (the current second is partial).
-  void rates(int64_t now_ms, double& bytes_per_s, double& frames_per_s) const {
+  double bytes_per_s(int64_t now_ms) const {
     const int64_t sec = now_ms / 1000;
-    uint64_t bytes = 0, frames = 0;
+    uint64_t bytes = 0;
     int n = 0;
     for (const auto& b : buckets_) {
       if (b.sec < sec && b.sec >= sec - (kBuckets - 1)) {
         bytes += b.bytes;
-        frames += b.frames;
         ++n;
       }
     }
-    bytes_per_s = n ? double(bytes) / n : 0;
-    frames_per_s = n ? double(frames) / n : 0;
+    return n ? double(bytes) / n : 0;
   }
 
  private:
   struct Bucket {
     int64_t sec = -1;
     uint64_t bytes = 0;
-    uint32_t frames = 0;
   };
   Bucket buckets_[kBuckets];
+};
+/// Frame rate from the media timestamps of the last video frames: the stream's own rate,
+/// whatever the network or the encoder's speed does to arrival times.
+class FrameRate {
+ public:
+  static constexpr size_t kFrames = 64;
+  void add(uint32_t dts_ms) {
+    dts_[next_ % kFrames] = dts_ms;
+    ++next_;
+  }
+  void reset() { next_ = 0; }
+  double fps() const {
+    const size_t n = std::min(next_, kFrames);
+    if (n < 2) return 0;
+    const uint32_t newest = dts_[(next_ - 1) % kFrames];
+    const uint32_t oldest = dts_[(next_ - n) % kFrames];
+    return newest > oldest ? double(n - 1) * 1000.0 / double(newest - oldest) : 0;
+  }
+
+ private:
+  uint32_t dts_[kFrames] = {};
+  size_t next_ = 0;
 };
 }  // namespace
 
@@ -90,6 +108,7 @@ class Source : public std::enable_shared_from_this<Source> {
       video_info_ = {};
       audio_info_ = {};
       has_video_ = false;
+      frame_rate_.reset();
       first_raw_ts_.reset();
       // Packets of the previous publish are stale: subscribers resync on the new epoch.
       base_seq_ += ring_.size();
@@ -140,7 +159,8 @@ class Source : public std::enable_shared_from_this<Source> {
       std::lock_guard lk(mu_);
       if (!publishing_ || closed_) return false;
       bytes_in_ += size;
-      rate_.add(now, size, pkt->is_video() && !pkt->sequence_header ? 1 : 0);
+      rate_.add(now, size);
+      if (pkt->is_video() && !pkt->sequence_header) frame_rate_.add(pkt->dts_ms);
       if (out_ts > last_out_ts_) last_out_ts_ = out_ts;
       if (pkt->sequence_header) {
         if (pkt->is_video()) {
@@ -294,8 +314,8 @@ class Source : public std::enable_shared_from_this<Source> {
     st.audio_codec = audio_info_.codec;
     st.audio_sample_rate = audio_info_.sample_rate;
     st.audio_channels = audio_info_.channels;
-    double bps = 0, fps = 0;
-    rate_.rates(mono_ms(), bps, fps);
+    const double bps = rate_.bytes_per_s(mono_ms());
+    const double fps = frame_rate_.fps();
     if (publishing_) {
       st.bitrate_kbps = static_cast<uint32_t>(bps * 8 / 1000 + 0.5);
       st.fps = fps > 0 ? fps : video_info_.sps_fps;
@@ -420,6 +440,7 @@ class Source : public std::enable_shared_from_this<Source> {
   int64_t idle_since_ms_;
   uint64_t bytes_in_ = 0;
   RateWindow rate_;
+  FrameRate frame_rate_;
   VideoInfo video_info_;
   AudioInfo audio_info_;
   bool has_video_ = false;

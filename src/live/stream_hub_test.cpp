@@ -98,6 +98,17 @@ TEST_F(HubTest, PublishAuthorizerRefuses) {
   EXPECT_FALSE(hub->stats(StreamKey{"live", "secret-key"}).has_value());
 }
 
+TEST_F(HubTest, FrameRateComesFromMediaTimestamps) {
+  auto pub = publish();
+  // 100 frames 40 ms apart, pushed as fast as possible: the stream is 25 fps whatever the
+  // arrival rate.
+  for (uint32_t i = 0; i < 100; ++i) pub->push(PacketType::video, i * 40, video(i % 25 == 0));
+  auto st = hub->stats(key);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_NEAR(st->fps, 25.0, 0.01);
+  EXPECT_GT(st->bytes_in, 0u);
+}
+
 TEST_F(HubTest, SubscribeWithoutPublisher) {
   auto r = hub->subscribe(key, Proto::httpflv, false);
   EXPECT_EQ(r.code(), Errc::not_found);
