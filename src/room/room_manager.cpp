@@ -606,6 +606,16 @@ struct RoomManager::Impl {
   Status kick_like(const Identity& who, const std::string& room_id, int64_t user_id, KickKind kind,
                    int64_t cooldown_secs);
   Result<std::shared_ptr<Room>> room_with_perm(const Identity& who, const std::string& room_id, Perms need);
+
+  /// A change by `who` to member `user_id`: the room with its op lock held, and the target's
+  /// row, after the manage_members and rank checks (may_act_on).
+  struct MemberOp {
+    std::shared_ptr<Room> room;
+    std::unique_lock<std::mutex> op;
+    store::Member target;
+    int actor_rank = -1;
+  };
+  Result<MemberOp> begin_member_op(const Identity& who, const std::string& room_id, int64_t user_id);
   Result<PublishKeyInfo> publish_key_impl(const Identity& who, const std::string& room_id, bool rotate);
 };
 
@@ -1389,6 +1399,24 @@ Status may_act_on(const Identity& who, int actor_rank, Perms actor_perms, const 
 
 }  // namespace
 
+Result<RoomManager::Impl::MemberOp> RoomManager::Impl::begin_member_op(const Identity& who,
+                                                                       const std::string& room_id,
+                                                                       int64_t user_id) {
+  auto room = get_or_load(room_id);
+  if (!room) return room.error();
+  MemberOp op{*room, std::unique_lock<std::mutex>((*room)->op_mu), {}, -1};
+  auto row = store.room_by_id(room_id);
+  if (!row) return row.error();
+  auto act = actor(*row, who);
+  if (!act) return act.error();
+  auto target = store.member(room_id, user_id);
+  if (!target) return target.error();
+  if (auto st = may_act_on(who, act->rank, act->perms, *target); !st) return st.error();
+  op.target = std::move(target.value());
+  op.actor_rank = act->rank;
+  return op;
+}
+
 Result<MemberInfo> RoomManager::update_member(const Identity& who, const std::string& room_id, int64_t user_id,
                                               const MemberPatch& patch) {
   auto& I = *impl_;
@@ -1401,20 +1429,13 @@ Result<MemberInfo> RoomManager::update_member(const Identity& who, const std::st
   if (patch.role && (!is_room_role(*patch.role) || *patch.role == kRoomCreator)) {
     return Error{Errc::malformed, "role must be \"admin\", \"member\" or \"guest\""};
   }
-  auto room_r = I.get_or_load(room_id);
-  if (!room_r) return room_r.error();
-  auto room = *room_r;
-  std::lock_guard op(room->op_mu);
-  auto row = I.store.room_by_id(room_id);
-  if (!row) return row.error();
-  auto act = I.actor(*row, who);
-  if (!act) return act.error();
-  auto target = I.store.member(room_id, user_id);
-  if (!target) return target.error();
-  if (auto st = may_act_on(who, act->rank, act->perms, *target); !st) return st.error();
+  auto op = I.begin_member_op(who, room_id, user_id);
+  if (!op) return op.error();
+  auto& room = op->room;
+  auto* target = &op->target;
   if (patch.role && *patch.role != target->role) {
     if (target->role == kRoomCreator) return Error{Errc::forbidden, "the creator's role cannot change"};
-    if (!is_global_admin(who) && role_rank(*patch.role) >= act->rank) {
+    if (!is_global_admin(who) && role_rank(*patch.role) >= op->actor_rank) {
       return Error{Errc::forbidden, "you may only give roles below your own"};
     }
     target->role = *patch.role;
@@ -1459,17 +1480,10 @@ Status RoomManager::unban(const Identity& who, const std::string& room_id, int64
 Status RoomManager::Impl::kick_like(const Identity& who, const std::string& room_id, int64_t user_id,
                                     KickKind kind, int64_t cooldown_secs) {
   auto& I = *this;
-  auto room_r = I.get_or_load(room_id);
-  if (!room_r) return room_r.error();
-  auto room = *room_r;
-  std::lock_guard op(room->op_mu);
-  auto row = I.store.room_by_id(room_id);
-  if (!row) return row.error();
-  auto act = I.actor(*row, who);
-  if (!act) return act.error();
-  auto target = I.store.member(room_id, user_id);
-  if (!target) return target.error();
-  if (auto st = may_act_on(who, act->rank, act->perms, *target); !st) return st;
+  auto op = begin_member_op(who, room_id, user_id);
+  if (!op) return op.error();
+  auto& room = op->room;
+  auto* target = &op->target;
   const int64_t now = I.now();
   json::object frame;
   frame["type"] = "kicked";
