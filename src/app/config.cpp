@@ -559,7 +559,6 @@ class Loader {
                         std::to_string(c.rtmp.port) + " is also server.port on overlapping hosts (rtmp.host " +
                         yaml_quote(c.rtmp.host) + ", server.host " + yaml_quote(c.server.host) + ")");
     }
-    cfg_.live.rtmp_out_chunk_size = cfg_.rtmp.out_chunk_size;
   }
 
   Result<Config> finish() {

@@ -44,10 +44,7 @@ struct Config {
   rtmp::RtmpConfig rtmp;               ///< section `rtmp`
   httpflv::HttpFlvConfig httpflv;      ///< section `httpflv`
   hls::HlsConfig hls;                  ///< section `hls`
-  /// Section `live`. `live.rtmp_out_chunk_size` is not a key of its own: load_config() copies
-  /// `rtmp.out_chunk_size` into it so the pre-serialized RTMP output and the announced Set
-  /// Chunk Size can never disagree.
-  live::LiveConfig live;
+  live::LiveConfig live;               ///< section `live`
   PublishAuthConfig publish_auth;      ///< key `live.require_publish_key` (section `live`)
   store::DatabaseConfig database;      ///< section `database`
   auth::AuthConfig auth;               ///< section `auth`

@@ -84,7 +84,6 @@ TEST(Config, DefaultsComeFromTheStructs) {
   EXPECT_EQ(c.hls.store, hls::StoreKind::memory);
   EXPECT_EQ(c.hls.dir, "data/hls");
   EXPECT_EQ(c.live.gop_cache_gops, 2u);
-  EXPECT_EQ(c.live.rtmp_out_chunk_size, c.rtmp.out_chunk_size);
 }
 
 // Counts the members of an aggregate: the most initializers `T{...}` accepts.
@@ -118,8 +117,8 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_EQ(per_section["rtmp"], field_count<rtmp::RtmpConfig>());
   EXPECT_EQ(per_section["httpflv"], field_count<httpflv::HttpFlvConfig>());
   EXPECT_EQ(per_section["hls"], field_count<hls::HlsConfig>());
-  // rtmp_out_chunk_size is derived; require_publish_key lives in PublishAuthConfig.
-  EXPECT_EQ(per_section["live"], field_count<live::LiveConfig>() - 1 + field_count<PublishAuthConfig>());
+  // require_publish_key lives in PublishAuthConfig.
+  EXPECT_EQ(per_section["live"], field_count<live::LiveConfig>() + field_count<PublishAuthConfig>());
   EXPECT_EQ(per_section["database"], field_count<store::DatabaseConfig>());
   EXPECT_EQ(per_section["auth"], field_count<auth::AuthConfig>());
   EXPECT_EQ(per_section["rooms"], field_count<room::RoomsConfig>());
@@ -129,7 +128,6 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_TRUE(names.count("server.log_level"));
   EXPECT_TRUE(envs.count("CASTMESH_SERVER__LOG_LEVEL"));
   EXPECT_TRUE(envs.count("CASTMESH_HLS__SHARED_STORAGE"));
-  EXPECT_FALSE(names.count("live.rtmp_out_chunk_size"));
 }
 
 TEST(Config, WatchTogetherDefaults) {
@@ -225,7 +223,6 @@ TEST(Config, YamlOverridesDefaults) {
   EXPECT_FALSE(c.rtmp.enabled);
   EXPECT_EQ(c.rtmp.port, 11935);
   EXPECT_EQ(c.rtmp.out_chunk_size, 4096u);
-  EXPECT_EQ(c.live.rtmp_out_chunk_size, 4096u);
   EXPECT_EQ(c.hls.store, hls::StoreKind::file);
   EXPECT_EQ(c.hls.dir, "/var/lib/castmesh/hls");
   EXPECT_TRUE(c.hls.shared_storage);

@@ -46,8 +46,6 @@ struct LiveConfig {
   uint32_t subscriber_max_lag_ms = 3000;
   /// Source without publisher and subscribers is removed after this many ms.
   uint32_t idle_timeout_ms = 10000;
-  /// Outgoing RTMP chunk size used to pre-serialize RTMP output (RTMP spec 5.4.1).
-  uint32_t rtmp_out_chunk_size = 60000;
 };
 
 /// Snapshot of one stream for the HTTP API.
