@@ -134,7 +134,7 @@ class Source : public std::enable_shared_from_this<Source> {
       if (!publishing_) return;
       publishing_ = false;
       idle_since_ms_ = mono_ms();
-      wake_all_locked();
+      wake_armed_locked();  // waiting players notice the unpublish
     }
     metrics_.streams.fetch_sub(1, std::memory_order_relaxed);
     {
@@ -292,7 +292,7 @@ class Source : public std::enable_shared_from_this<Source> {
       ring_.clear();
       keyframes_.clear();
       ring_bytes_ = 0;
-      wake_all_locked();
+      wake_armed_locked();  // waiting subscribers then read `ended`
     }
     std::lock_guard ol(obs_mu_);
     for (auto& o : observers_) o->on_close();
@@ -419,8 +419,6 @@ class Source : public std::enable_shared_from_this<Source> {
     }
     armed_.clear();
   }
-
-  void wake_all_locked() { wake_armed_locked(); }
 
   StreamHub& hub_;
   const LiveConfig& cfg_;
