@@ -54,7 +54,7 @@ struct Top {
 // ---------------------------------------------------------------------------------------------
 // The typed descriptor of one key.
 
-enum class Kind { boolean, uint, real, string, choice };
+enum class Kind { boolean, uint, real, string, choice, list };
 
 /// Shortest text that reads back as `v` ("3", "2.5").
 std::string format_real(double v) {
@@ -94,6 +94,7 @@ struct Key {
       case Kind::uint: return std::to_string(min) + ".." + std::to_string(max);
       case Kind::real: return format_real(real_min) + ".." + format_real(real_max);
       case Kind::string: return non_empty ? "non-empty" : "";
+      case Kind::list: return "";
       case Kind::choice: {
         std::string r;
         for (auto c : choices) {
@@ -165,6 +166,20 @@ std::string apply_field(Config& c, const Key& k, std::string_view text) {
       if (k.non_empty && trim(text).empty()) return "must not be empty";
       field = std::string(text);
     }
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    // A YAML list arrives joined with ',' (see walk_section); the environment uses ',' too.
+    // "[a, b]" (the form the defaults are shown in) is accepted as well; items may be quoted.
+    field.clear();
+    std::string_view rest = trim(text);
+    if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']') rest = rest.substr(1, rest.size() - 2);
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view item = trim(rest.substr(0, comma));
+      if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+      if (!item.empty()) field.emplace_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
   } else if constexpr (std::is_enum_v<T>) {
     auto i = find_choice(k, text);
     if (!i) return bad_choice(k, text);
@@ -205,6 +220,10 @@ std::string show_field(const Config& c, const Key& k) {
     return field ? "true" : "false";
   } else if constexpr (std::is_same_v<T, std::string>) {
     return k.kind == Kind::choice ? field : yaml_quote(field);
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    std::string out = "[";
+    for (const auto& item : field) out += (out.size() > 1 ? ", " : "") + yaml_quote(item);
+    return out + "]";
   } else if constexpr (std::is_enum_v<T>) {
     const auto i = static_cast<size_t>(field);
     return i < k.choices.size() ? std::string(k.choices[i]) : std::to_string(i);
@@ -274,6 +293,14 @@ Key text(std::string_view key, bool non_empty, std::string_view description) {
   return k;
 }
 
+/// A list of strings: a YAML sequence, or comma-separated text (environment).
+template <class A>
+Key list(std::string_view key, std::string_view description) {
+  Key k = make_key<A>(key, Kind::list, description);
+  k.type = "list";
+  return k;
+}
+
 /// A key with a fixed set of values; for an enum field `choices` follow the enumerators' order.
 template <class A>
 Key choice(std::string_view key, std::vector<std::string_view> choices, std::string_view description) {
@@ -299,6 +326,8 @@ const std::vector<Section>& sections() {
       {"auth", "Accounts, login sessions and login rate limits."},
       {"rooms", "Watch-together rooms and their WebSocket connections."},
       {"web", "The browser UI."},
+      {"cluster", "Cluster mode: nodes sharing PostgreSQL and Redis, discovery, liveness, leader election."},
+      {"redis", "Redis: the cluster's event bus, node registry and leader lease."},
   };
   return kSections;
 }
@@ -315,6 +344,8 @@ const std::vector<Key>& keys() {
   using store::DatabaseConfig;
   using auth::AuthConfig;
   using room::RoomsConfig;
+  using cluster::ClusterConfig;
+  using cluster::RedisConfig;
   static const std::vector<Key> kKeys = {
       // server
       text<In<&Config::server, &HttpConfig::host>>("server.host", true,
@@ -336,6 +367,10 @@ const std::vector<Key>& keys() {
       choice<Top<&Config::log_level>>("server.log_level",
           {"trace", "debug", "info", "warn", "error", "critical", "off"},
           "Least severe log level written."),
+      text<In<&Config::cluster, &ClusterConfig::secret>>("server.cluster_secret", false,
+          "Shared secret signing inter-node requests (HMAC-SHA256); required in cluster mode. Never logged."),
+      text<In<&Config::cluster, &ClusterConfig::secret_file>>("server.cluster_secret_file", false,
+          "File holding the cluster secret (trailing newline ignored); used when server.cluster_secret is empty."),
       // rtmp
       flag<In<&Config::rtmp, &RtmpConfig::enabled>>("rtmp.enabled",
           "Accept RTMP publishers and players."),
@@ -423,6 +458,50 @@ const std::vector<Key>& keys() {
       // web
       text<In<&Config::web, &WebConfig::root>>("web.root", false,
           "Directory of the built browser UI served at / (empty = no UI)."),
+      // cluster
+      flag<In<&Config::cluster, &ClusterConfig::enabled>>("cluster.enabled",
+          "Cluster mode: needs redis.url, a postgres:// database.url and server.cluster_secret(_file)."),
+      text<In<&Config::cluster, &ClusterConfig::node_id>>("cluster.node_id", false,
+          "This node's id, [A-Za-z0-9._-]{1,64} (empty = host name + random suffix)."),
+      text<In<&Config::cluster, &ClusterConfig::advertise_addr>>("cluster.advertise_addr", false,
+          "host:port where other nodes reach this node's inter-node API (empty = host name + cluster.listen port)."),
+      text<In<&Config::cluster, &ClusterConfig::node_group>>("cluster.node_group", true,
+          "Region label of this node."),
+      text<In<&Config::cluster, &ClusterConfig::listen>>("cluster.listen", true,
+          "host:port of the inter-node API listener (signed requests only)."),
+      choice<In<&Config::cluster, &ClusterConfig::discovery_mode>>("cluster.discovery_mode",
+          {"redis", "static", "k8s_dns"},
+          "How nodes find each other: Redis registry, cluster.peers, or DNS A records of a headless service."),
+      list<In<&Config::cluster, &ClusterConfig::peers>>("cluster.peers",
+          "static discovery: the other nodes' inter-node API addresses, host[:port] (no port = server.port)."),
+      text<In<&Config::cluster, &ClusterConfig::dns_server>>("cluster.dns_server", false,
+          "k8s_dns discovery: DNS server ip[:port] to ask (empty = the system resolver)."),
+      real<In<&Config::cluster, &ClusterConfig::heartbeat_interval>>("cluster.heartbeat_interval", 0.1, 3600,
+          "Time between two heartbeats of a node, s."),
+      number<In<&Config::cluster, &ClusterConfig::suspect_threshold>>("cluster.suspect_threshold", 1, 1000,
+          "Heartbeat intervals without a heartbeat after which a node is suspect."),
+      number<In<&Config::cluster, &ClusterConfig::offline_threshold>>("cluster.offline_threshold", 2, 1000,
+          "Heartbeat intervals without a heartbeat after which a node is offline (its sessions are dropped)."),
+      number<In<&Config::cluster, &ClusterConfig::stream_max_length>>("cluster.stream_max_length", 100, 100'000'000,
+          "Events kept in the Redis stream for catch-up (approximate trim)."),
+      number<In<&Config::cluster, &ClusterConfig::critical_channel_capacity>>("cluster.critical_channel_capacity", 1,
+          10'000'000, "Critical events (kicks, permission changes) queued for Redis; beyond it requests fail (503)."),
+      number<In<&Config::cluster, &ClusterConfig::publish_channel_capacity>>("cluster.publish_channel_capacity", 1,
+          10'000'000, "Normal events queued for Redis; beyond it events are dropped with a warning."),
+      number<In<&Config::cluster, &ClusterConfig::catchup_window_secs>>("cluster.catchup_window_secs", 0, 86400,
+          "On (re)connecting to Redis a node replays the events of this last period, s."),
+      choice<In<&Config::cluster, &ClusterConfig::leader_election_mode>>("cluster.leader_election_mode",
+          {"redis", "k8s_lease"},
+          "Leader election: a Redis lease with a fencing epoch, or a coordination.k8s.io/v1 Lease."),
+      real<In<&Config::cluster, &ClusterConfig::leader_lease_secs>>("cluster.leader_lease_secs", 1, 3600,
+          "Leader lease length, s; renewed every third of it, leader work stops before it can expire."),
+      text<In<&Config::cluster, &ClusterConfig::k8s_api_url>>("cluster.k8s_api_url", true,
+          "k8s_lease: URL of the Kubernetes API server."),
+      // redis
+      text<In<&Config::redis, &RedisConfig::url>>("redis.url", false,
+          "redis://[:password@]host[:port][/db]; required in cluster mode."),
+      text<In<&Config::redis, &RedisConfig::key_prefix>>("redis.key_prefix", true,
+          "Every Redis key and channel castmesh uses starts with '{prefix}:'."),
   };
   return kKeys;
 }
@@ -561,8 +640,64 @@ class Loader {
     }
   }
 
+  void cross_check_cluster() {
+    const Config& c = cfg_;
+    const auto& cl = c.cluster;
+    if (cl.enabled && !failed({"cluster.enabled"})) {
+      if (c.redis.url.empty() && !failed({"redis.url"})) {
+        errors_.push_back(origin({"redis.url", "cluster.enabled"}) + ": redis.url: required when cluster.enabled is true");
+      }
+      const std::string& db = c.database.url;
+      if (!db.starts_with("postgres://") && !db.starts_with("postgresql://") && !failed({"database.url"})) {
+        errors_.push_back(origin({"database.url", "cluster.enabled"}) +
+                          ": database.url: cluster mode needs PostgreSQL (postgres://...), not SQLite");
+      }
+      if (cl.secret.empty() && cl.secret_file.empty() &&
+          !failed({"server.cluster_secret", "server.cluster_secret_file"})) {
+        errors_.push_back(origin({"server.cluster_secret", "server.cluster_secret_file", "cluster.enabled"}) +
+                          ": server.cluster_secret: required when cluster.enabled is true (or set "
+                          "server.cluster_secret_file)");
+      }
+    }
+    if (cl.offline_threshold <= cl.suspect_threshold &&
+        !failed({"cluster.offline_threshold", "cluster.suspect_threshold"})) {
+      errors_.push_back(origin({"cluster.offline_threshold", "cluster.suspect_threshold"}) +
+                        ": cluster.offline_threshold: must be greater than cluster.suspect_threshold (" +
+                        std::to_string(cl.offline_threshold) + " <= " + std::to_string(cl.suspect_threshold) + ")");
+    }
+    if (!cl.node_id.empty() && !cluster::valid_node_id(cl.node_id) && !failed({"cluster.node_id"})) {
+      errors_.push_back(origin({"cluster.node_id"}) + ": cluster.node_id: " + yaml_quote(cl.node_id) +
+                        " is not 1..64 characters of [A-Za-z0-9._-]");
+    }
+    if (!cluster::parse_host_port(cl.listen) && !failed({"cluster.listen"})) {
+      errors_.push_back(origin({"cluster.listen"}) + ": cluster.listen: " + yaml_quote(cl.listen) +
+                        " is not host:port");
+    }
+    if (!cl.advertise_addr.empty() && !cluster::parse_host_port(cl.advertise_addr) &&
+        !failed({"cluster.advertise_addr"})) {
+      errors_.push_back(origin({"cluster.advertise_addr"}) + ": cluster.advertise_addr: " +
+                        yaml_quote(cl.advertise_addr) + " is not host:port");
+    }
+    for (const auto& p : cl.peers) {
+      if (!cluster::parse_host_port(p, uint16_t{1}) && !failed({"cluster.peers"})) {
+        errors_.push_back(origin({"cluster.peers"}) + ": cluster.peers: " + yaml_quote(p) + " is not host[:port]");
+      }
+    }
+    if (cl.enabled && cl.discovery_mode == cluster::DiscoveryMode::static_ && cl.peers.empty() &&
+        !failed({"cluster.peers", "cluster.discovery_mode"})) {
+      errors_.push_back(origin({"cluster.peers", "cluster.discovery_mode"}) +
+                        ": cluster.peers: static discovery needs at least one peer");
+    }
+    if (!cl.dns_server.empty() && !cluster::parse_host_port(cl.dns_server, uint16_t{53}) &&
+        !failed({"cluster.dns_server"})) {
+      errors_.push_back(origin({"cluster.dns_server"}) + ": cluster.dns_server: " + yaml_quote(cl.dns_server) +
+                        " is not ip[:port]");
+    }
+  }
+
   Result<Config> finish() {
     cross_check();
+    cross_check_cluster();
     if (errors_.empty()) return std::move(cfg_);
     std::string detail;
     for (const auto& e : errors_) {
@@ -660,12 +795,28 @@ class Loader {
         failed_.insert(full);
         continue;
       }
+      if (k->kind == Kind::list && (vn.IsSequence() || vn.IsNull())) {
+        std::string joined;
+        bool bad = false;
+        for (const auto& item : vn) {
+          if (!item.IsScalar() || item.Scalar().find(',') != std::string::npos) bad = true;
+          else joined += (joined.empty() ? "" : ",") + item.Scalar();
+        }
+        if (bad) {
+          errors_.push_back(at + ": " + full + ": expected a list of plain strings without ','");
+          failed_.insert(full);
+          continue;
+        }
+        set(*k, joined, at);
+        continue;
+      }
       if (!vn.IsScalar()) {
         errors_.push_back(at + ": " + full + ": expected " +
                           (k->kind == Kind::boolean ? std::string("a boolean")
                            : k->kind == Kind::uint  ? "an integer"
                            : k->kind == Kind::real  ? "a number"
                            : k->kind == Kind::choice ? "one of " + k->range()
+                           : k->kind == Kind::list   ? "a list"
                                                     : std::string("a string")) +
                           ", got " + describe_node_type(vn));
         failed_.insert(full);
@@ -685,7 +836,7 @@ class Loader {
 std::string type_and_range(const Key& k) {
   const std::string r = k.range();
   if (k.kind == Kind::boolean || k.kind == Kind::choice) return r;
-  if (k.kind == Kind::string) return r.empty() ? std::string(k.type) : std::string(k.type) + ", " + r;
+  if (k.kind == Kind::string || k.kind == Kind::list) return r.empty() ? std::string(k.type) : std::string(k.type) + ", " + r;
   return std::string(k.type) + " " + r;
 }
 

@@ -13,6 +13,7 @@
 
 #include "auth/auth_config.hpp"
 #include "base/result.hpp"
+#include "cluster/cluster_config.hpp"
 #include "live/stream_hub.hpp"
 #include "net/http_config.hpp"
 #include "proto/hls/hls_config.hpp"
@@ -50,6 +51,8 @@ struct Config {
   auth::AuthConfig auth;               ///< section `auth`
   room::RoomsConfig rooms;             ///< section `rooms`
   WebConfig web;                       ///< section `web`
+  cluster::ClusterConfig cluster;      ///< section `cluster` (+ server.cluster_secret, server.cluster_secret_file)
+  cluster::RedisConfig redis;          ///< section `redis`
 };
 
 /// Read-only description of one configuration key (one row of the key table).
@@ -63,7 +66,7 @@ struct KeyInfo {
 };
 
 /// Every key in table order (sections server, rtmp, httpflv, hls, live, database, auth, rooms,
-/// web).
+/// web, cluster, redis).
 std::vector<KeyInfo> config_keys();
 
 /// Builds the configuration: struct defaults, then the YAML file at `*path` (skipped when
@@ -77,7 +80,9 @@ std::vector<KeyInfo> config_keys();
 /// unreadable file, YAML syntax error, unknown section or key (with the closest known key
 /// suggested), duplicate key, wrong type, value out of range, value not in the enum,
 /// contradictory settings (hls.shared_storage without hls.store `file`; rtmp.port ==
-/// server.port on overlapping hosts while RTMP is enabled).
+/// server.port on overlapping hosts while RTMP is enabled; cluster.enabled without redis.url, a
+/// postgres:// database.url or a cluster secret; offline_threshold <= suspect_threshold; a
+/// malformed cluster.listen, node_id or peer).
 /// Never throws on bad input.
 Result<Config> load_config(const std::string* path, const std::map<std::string, std::string>& env);
 

@@ -113,7 +113,7 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
     per_section[k.key.substr(0, k.key.find('.'))]++;
   }
   // A field added to a module struct must get a row in the key table.
-  EXPECT_EQ(per_section["server"], field_count<net::HttpConfig>() + 1);  // + log_level
+  EXPECT_EQ(per_section["server"], field_count<net::HttpConfig>() + 1 + 2);  // + log_level, cluster_secret(_file)
   EXPECT_EQ(per_section["rtmp"], field_count<rtmp::RtmpConfig>());
   EXPECT_EQ(per_section["httpflv"], field_count<httpflv::HttpFlvConfig>());
   EXPECT_EQ(per_section["hls"], field_count<hls::HlsConfig>());
@@ -122,9 +122,11 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_EQ(per_section["database"], field_count<store::DatabaseConfig>());
   EXPECT_EQ(per_section["auth"], field_count<auth::AuthConfig>());
   EXPECT_EQ(per_section["rooms"], field_count<room::RoomsConfig>());
+  EXPECT_EQ(per_section["cluster"], field_count<cluster::ClusterConfig>() - 2);  // secrets are server.*
+  EXPECT_EQ(per_section["redis"], field_count<cluster::RedisConfig>());
   EXPECT_EQ(per_section["web"], field_count<WebConfig>());
   EXPECT_EQ(field_count<rtmp::RtmpConfig>(), 12u);                        // the counter itself works
-  EXPECT_EQ(per_section.size(), 9u);
+  EXPECT_EQ(per_section.size(), 11u);
   EXPECT_TRUE(names.count("server.log_level"));
   EXPECT_TRUE(envs.count("CASTMESH_SERVER__LOG_LEVEL"));
   EXPECT_TRUE(envs.count("CASTMESH_HLS__SHARED_STORAGE"));
@@ -195,6 +197,90 @@ TEST(Config, WatchTogetherKeysAreValidated) {
   EXPECT_NE(e.find("CASTMESH_ROOMS__LIVE_TARGET_OFFSET_SECS: rooms.live_target_offset_secs: expected a number "
                    "(0..600), got 'abc'"),
             std::string::npos) << e;
+}
+
+TEST(Config, ClusterKeysFromYamlAndEnvironment) {
+  TempYaml f(
+      "server:\n"
+      "  cluster_secret_file: /run/secrets/castmesh\n"
+      "database:\n"
+      "  url: postgres://u:p@127.0.0.1:5432/castmesh\n"
+      "cluster:\n"
+      "  enabled: true\n"
+      "  node_id: node-a.1\n"
+      "  discovery_mode: static\n"
+      "  peers:\n"
+      "    - 10.0.0.2:8081\n"
+      "    - node-c\n"
+      "  heartbeat_interval: 0.5\n"
+      "  leader_election_mode: k8s_lease\n"
+      "redis:\n"
+      "  url: redis://127.0.0.1:6379/0\n");
+  auto r = load_config(&f.path(), Env{{"CASTMESH_CLUSTER__LISTEN", "127.0.0.1:18181"}});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->cluster.enabled);
+  EXPECT_EQ(r->cluster.node_id, "node-a.1");
+  EXPECT_EQ(r->cluster.discovery_mode, cluster::DiscoveryMode::static_);
+  EXPECT_EQ(r->cluster.peers, (std::vector<std::string>{"10.0.0.2:8081", "node-c"}));
+  EXPECT_DOUBLE_EQ(r->cluster.heartbeat_interval, 0.5);
+  EXPECT_EQ(r->cluster.leader_election_mode, cluster::LeaderElectionMode::k8s_lease);
+  EXPECT_EQ(r->cluster.listen, "127.0.0.1:18181");
+  EXPECT_EQ(r->cluster.secret_file, "/run/secrets/castmesh");
+  EXPECT_EQ(r->redis.url, "redis://127.0.0.1:6379/0");
+  auto e = load_config(nullptr, Env{{"CASTMESH_CLUSTER__PEERS", " a:1 , b:2,"}});
+  ASSERT_TRUE(e.ok()) << e.error().message();
+  EXPECT_EQ(e->cluster.peers, (std::vector<std::string>{"a:1", "b:2"}));
+}
+
+TEST(Config, ClusterModeNamesEveryMissingRequirement) {
+  const std::string e = errors_of(load_config(nullptr, Env{{"CASTMESH_CLUSTER__ENABLED", "true"}}));
+  EXPECT_NE(e.find("redis.url: required when cluster.enabled is true"), std::string::npos) << e;
+  EXPECT_NE(e.find("database.url: cluster mode needs PostgreSQL"), std::string::npos) << e;
+  EXPECT_NE(e.find("server.cluster_secret: required when cluster.enabled is true"), std::string::npos) << e;
+  // Satisfied requirements are not reported; the secret is never echoed.
+  const std::string e2 = errors_of(load_config(nullptr, Env{{"CASTMESH_CLUSTER__ENABLED", "true"},
+                                                            {"CASTMESH_SERVER__CLUSTER_SECRET", "s3cr3t-value"},
+                                                            {"CASTMESH_DATABASE__URL", "postgres://x@h/db"}}));
+  EXPECT_EQ(line_count(e2), 1u) << e2;
+  EXPECT_NE(e2.find("redis.url"), std::string::npos) << e2;
+  EXPECT_EQ(e2.find("s3cr3t-value"), std::string::npos) << e2;
+}
+
+TEST(Config, ClusterValuesAreValidated) {
+  TempYaml f(
+      "cluster:\n"
+      "  node_id: \"bad id\"\n"
+      "  listen: nohostport\n"
+      "  suspect_threshold: 3\n"
+      "  offline_threshold: 3\n"
+      "  peers: [\"ok:1\", \":9\"]\n"
+      "  heartbeat_interval: 0.01\n");
+  const std::string e = errors_of(load_config(&f.path(), {}));
+  EXPECT_NE(e.find("cluster.node_id: \"bad id\" is not 1..64 characters"), std::string::npos) << e;
+  EXPECT_NE(e.find("cluster.listen: \"nohostport\" is not host:port"), std::string::npos) << e;
+  EXPECT_NE(e.find("cluster.offline_threshold: must be greater than cluster.suspect_threshold"), std::string::npos) << e;
+  EXPECT_NE(e.find("cluster.peers: \":9\" is not host[:port]"), std::string::npos) << e;
+  EXPECT_NE(e.find("cluster.heartbeat_interval: 0.01 is out of range 0.1..3600"), std::string::npos) << e;
+}
+
+TEST(ClusterConfig, ParseHostPort) {
+  auto a = cluster::parse_host_port("127.0.0.1:8081");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 8081);
+  auto b = cluster::parse_host_port("[::1]:9");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "::1");
+  EXPECT_EQ(cluster::parse_host_port("node-c", uint16_t{8080})->port, 8080);
+  EXPECT_FALSE(cluster::parse_host_port("node-c"));
+  EXPECT_FALSE(cluster::parse_host_port("h:0"));
+  EXPECT_FALSE(cluster::parse_host_port("h:65536"));
+  EXPECT_FALSE(cluster::parse_host_port("h:1x"));
+  EXPECT_FALSE(cluster::parse_host_port(":80"));
+  EXPECT_TRUE(cluster::valid_node_id("a.b_c-9"));
+  EXPECT_FALSE(cluster::valid_node_id(""));
+  EXPECT_FALSE(cluster::valid_node_id(std::string(65, 'a')));
+  EXPECT_FALSE(cluster::valid_node_id("a/b"));
 }
 
 TEST(Config, YamlOverridesDefaults) {
