@@ -77,12 +77,17 @@ struct Room {
   std::vector<store::PlaylistItem> playlist;
   PlaybackSync sync;
   std::map<uint64_t, Conn> conns;        // by attachment id
-  std::map<int64_t, Presence> presence;  // by user id
+  std::map<int64_t, Presence> presence;  // by user id: this node's connections
+  // Other nodes' connections (cluster mode), by node id then user id, from their `presence`
+  // events; dropped when a node goes offline.
+  std::map<std::string, std::map<int64_t, Presence>> remote_presence;
+  std::string state_origin;  // node whose change produced the current playback state
+  uint64_t seq = 0;          // `seq` of the last frame delivered to this node's connections
   bool deleted = false;
   // guarded by op_mu
-  uint64_t seq = 0;
   std::optional<int64_t> last_presence_ms;  // time of the last presence broadcast (now_ms)
   bool presence_dirty = false;              // a change awaits RoomManager::flush_presence
+  std::atomic<bool> share_requested{false};  // another node asked for this node's presence share
 
   std::vector<PlaylistEntry> entries() const {
     std::vector<PlaylistEntry> e;
@@ -96,9 +101,25 @@ struct Room {
     }
     return false;
   }
-  json::array presence_json() const {
+  /// Every node's connections merged by user (connections summed).
+  std::map<int64_t, Presence> merged_presence() const {
+    std::map<int64_t, Presence> all = presence;
+    for (const auto& [node, users] : remote_presence) {
+      for (const auto& [uid, p] : users) {
+        auto [it, fresh] = all.emplace(uid, p);
+        if (!fresh) it->second.connections += p.connections;
+      }
+    }
+    return all;
+  }
+  /// Distinct users connected on any node.
+  size_t online_users() const {
+    if (remote_presence.empty()) return presence.size();
+    return merged_presence().size();
+  }
+  static json::array presence_json(const std::map<int64_t, Presence>& users) {
     json::array a;
-    for (const auto& [uid, p] : presence) {
+    for (const auto& [uid, p] : users) {
       json::object o;
       o["user_id"] = uid;
       o["username"] = p.username;
@@ -108,6 +129,8 @@ struct Room {
     }
     return a;
   }
+  /// All members connected on any node (the `members` of `welcome` and `presence`).
+  json::array presence_json() const { return presence_json(merged_presence()); }
   json::object playlist_frame() const {
     json::object o;
     o["type"] = "playlist";
@@ -201,9 +224,18 @@ struct RoomManager::Impl {
     room->playlist = std::move(*items);
     room->sync = PlaybackSync(ps, room->is_live(ps.item_id), room->settings.pause_on_buffering,
                               room->settings.auto_advance);
-    std::lock_guard lk(rooms_mu);
-    auto [it, inserted] = rooms.emplace(id, room);
-    return it->second;
+    std::shared_ptr<Room> loaded;
+    bool inserted = false;
+    {
+      std::lock_guard lk(rooms_mu);
+      auto [it, fresh] = rooms.emplace(id, room);
+      loaded = it->second;
+      inserted = fresh;
+    }
+    // Other nodes answer with their presence share, so members there are listed here too.
+    if (inserted) (void)bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + id + "/presence_query",
+                                    std::make_shared<const std::string>("{}"));
+    return loaded;
   }
 
   // ---- permissions ----
@@ -278,12 +310,25 @@ struct RoomManager::Impl {
 
   // ---- publishing ----
 
-  /// Serializes `frame` once (adding the room's next `seq`) and publishes it. Caller holds
-  /// r.op_mu and not r.mu.
-  void publish(Room& r, cluster::Lane lane, const std::string& topic_suffix, json::object frame) {
-    frame["seq"] = ++r.seq;
+  /// Serializes `frame` once and publishes it; each node adds its delivery `seq` (stamped()).
+  /// Caller holds r.op_mu and not r.mu. Errors as EventBus::publish (logged here too).
+  Status publish(Room& r, cluster::Lane lane, const std::string& topic_suffix, json::object frame) {
     auto st = bus.publish(lane, std::string(kTopicPrefix) + r.id + topic_suffix, to_frame(frame));
     if (!st) spdlog::warn("room {}: event not published: {}", r.id, st.error().message());
+    return st;
+  }
+
+  /// `payload` (a JSON object text) with `"seq":N` put first, N = this node's next delivery
+  /// number of the room: every connection sees seq increase, whichever node an event came from.
+  /// Caller holds r.mu.
+  static std::shared_ptr<const std::string> stamped(Room& r, const std::string& payload) {
+    auto out = std::make_shared<std::string>();
+    out->reserve(payload.size() + 24);
+    *out += "{\"seq\":";
+    *out += std::to_string(++r.seq);
+    if (payload.size() > 2) *out += ',';
+    out->append(payload, payload.empty() ? 0 : 1);
+    return out;
   }
 
   json::object state_frame(const PlaybackState& s, const Identity* by, std::string_view reason) const {
@@ -329,11 +374,25 @@ struct RoomManager::Impl {
     if (it != dirty_presence.end() && it->second == r) dirty_presence.erase(it);
   }
 
+  /// This node's share of the room's presence, published on "room:{id}/presence"; every node
+  /// merges the shares and sends its connections `{"type":"presence","members":[all]}`.
   json::object presence_frame(const Room& r) const {
     json::object o;
     o["type"] = "presence";
-    o["members"] = r.presence_json();
+    o["node"] = bus.node_id();
+    o["members"] = Room::presence_json(r.presence);
     return o;
+  }
+
+  /// Publishes `r`'s presence share (caller holds r.op_mu, not r.mu).
+  void publish_presence(Room& r, json::object frame) { publish(r, cluster::Lane::normal, "/presence", std::move(frame)); }
+
+  /// The merged presence frame for this node's connections (caller holds r.mu).
+  std::shared_ptr<const std::string> merged_presence_frame(Room& r) const {
+    json::object o;
+    o["type"] = "presence";
+    o["members"] = r.presence_json();
+    return stamped(r, json::serialize(o));
   }
 
   void save_state(const Room& r, const PlaybackState& s) {
@@ -347,7 +406,7 @@ struct RoomManager::Impl {
   void emit_state(Room& r, const PlaybackState& s, const Identity* by, std::string_view reason,
                   bool item_changed, bool live) {
     save_state(r, s);
-    publish(r, cluster::Lane::normal, "", state_frame(s, by, reason));
+    publish(r, cluster::Lane::normal, "/state", state_frame(s, by, reason));
     if (item_changed && live) publish(r, cluster::Lane::normal, "", live_frame());
   }
 
@@ -364,10 +423,29 @@ struct RoomManager::Impl {
     if (!room) return;
     const bool remote = ev.id.node_id != bus.node_id();
 
-    if (rest.empty()) {
+    if (rest.empty() || rest == "/state") {
       std::lock_guard lk(room->mu);
-      if (remote && !apply_remote(*room, *ev.payload)) return;
-      for (auto& [id, c] : room->conns) c.conn->send(ev.payload);
+      if (rest == "/state") {
+        if (remote && !apply_remote_state(*room, *ev.payload, ev.id.node_id)) return;
+        if (!remote) room->state_origin = ev.id.node_id;
+      } else if (remote && !apply_remote(*room, *ev.payload)) {
+        return;
+      }
+      if (room->conns.empty()) return;
+      auto frame = stamped(*room, *ev.payload);
+      for (auto& [id, c] : room->conns) c.conn->send(frame);
+      return;
+    }
+    if (rest == "/presence") {
+      std::lock_guard lk(room->mu);
+      if (remote && !apply_remote_presence(*room, ev.id.node_id, *ev.payload)) return;
+      if (room->conns.empty()) return;
+      auto frame = merged_presence_frame(*room);
+      for (auto& [id, c] : room->conns) c.conn->send(frame);
+      return;
+    }
+    if (rest == "/presence_query") {  // a node loaded the room: share this node's presence
+      if (remote) request_presence_share(room);
       return;
     }
     if (rest == "/deleted") {
@@ -397,12 +475,78 @@ struct RoomManager::Impl {
       }
       std::lock_guard lk(room->mu);
       if (remote) apply_remote_kick(*room, uid, *ev.payload);
+      std::shared_ptr<const std::string> frame;
       for (auto& [id, c] : room->conns) {
         if (c.user_id != uid) continue;
-        c.conn->send(ev.payload);
+        if (!frame) frame = stamped(*room, *ev.payload);
+        c.conn->send(frame);
         c.conn->close(kCloseKicked, "kicked");
       }
     }
+  }
+
+  /// Marks `room` so that the next flush_presence publishes this node's presence share.
+  void request_presence_share(const std::shared_ptr<Room>& room) {
+    {
+      std::lock_guard lk(room->mu);
+      if (room->conns.empty()) return;
+    }
+    room->share_requested.store(true);
+    std::lock_guard lk(rooms_mu);
+    dirty_presence.emplace(room->id, room);
+  }
+
+  /// Mirrors another node's `state` event (caller holds r.mu). Versions order the states; two
+  /// nodes that produced the same version at once are ordered by node id (the larger wins), so
+  /// every node keeps the same state. Returns false for an event that is not newer (dropped).
+  bool apply_remote_state(Room& r, const std::string& payload, const std::string& origin) {
+    boost::system::error_code ec;
+    json::value v = json::parse(payload, ec);
+    if (ec || !v.is_object()) return false;
+    const auto* s = v.get_object().if_contains("state");
+    if (!s || !s->is_object()) return false;
+    const auto& so = s->get_object();
+    PlaybackState ps;
+    try {
+      ps.item_id = json::value_to<int64_t>(so.at("item_id"));
+      ps.position_s = json::value_to<double>(so.at("position_s"));
+      ps.rate = json::value_to<double>(so.at("rate"));
+      ps.playing = so.at("playing").as_bool();
+      ps.updated_at_ms = json::value_to<int64_t>(so.at("updated_at_ms"));
+      ps.version = json::value_to<uint64_t>(so.at("version"));
+    } catch (...) {
+      return false;
+    }
+    const uint64_t have = r.sync.state().version;
+    if (ps.version < have || (ps.version == have && origin <= r.state_origin)) return false;
+    r.sync = PlaybackSync(ps, r.is_live(ps.item_id), r.settings.pause_on_buffering, r.settings.auto_advance);
+    r.state_origin = origin;
+    return true;
+  }
+
+  /// Records another node's presence share (caller holds r.mu). False when malformed.
+  bool apply_remote_presence(Room& r, const std::string& node, const std::string& payload) {
+    boost::system::error_code ec;
+    json::value v = json::parse(payload, ec);
+    if (ec || !v.is_object()) return false;
+    const auto* members = v.get_object().if_contains("members");
+    if (!members || !members->is_array()) return false;
+    std::map<int64_t, Room::Presence> users;
+    try {
+      for (const auto& mv : members->get_array()) {
+        const auto& mo = mv.as_object();
+        Room::Presence p;
+        p.username = json::value_to<std::string>(mo.at("username"));
+        p.role = json::value_to<std::string>(mo.at("role"));
+        p.connections = json::value_to<int64_t>(mo.at("connections"));
+        users[json::value_to<int64_t>(mo.at("user_id"))] = std::move(p);
+      }
+    } catch (...) {
+      return false;
+    }
+    if (users.empty()) r.remote_presence.erase(node);
+    else r.remote_presence[node] = std::move(users);
+    return true;
   }
 
   /// Mirrors another node's broadcast into this node's copy of the room (caller holds r.mu).
@@ -415,24 +559,7 @@ struct RoomManager::Impl {
     const auto* type = o.if_contains("type");
     if (!type || !type->is_string()) return true;
     const auto& t = type->get_string();
-    if (t == "state") {
-      const auto* s = o.if_contains("state");
-      if (!s || !s->is_object()) return true;
-      const auto& so = s->get_object();
-      PlaybackState ps;
-      try {
-        ps.item_id = json::value_to<int64_t>(so.at("item_id"));
-        ps.position_s = json::value_to<double>(so.at("position_s"));
-        ps.rate = json::value_to<double>(so.at("rate"));
-        ps.playing = so.at("playing").as_bool();
-        ps.updated_at_ms = json::value_to<int64_t>(so.at("updated_at_ms"));
-        ps.version = json::value_to<uint64_t>(so.at("version"));
-      } catch (...) {
-        return true;
-      }
-      if (ps.version <= r.sync.state().version) return false;
-      r.sync = PlaybackSync(ps, r.is_live(ps.item_id), r.settings.pause_on_buffering, r.settings.auto_advance);
-    } else if (t == "playlist") {
+    if (t == "playlist") {
       const auto* items = o.if_contains("items");
       if (!items || !items->is_array()) return true;
       std::vector<store::PlaylistItem> list;
@@ -659,7 +786,7 @@ RoomManager::Stats RoomManager::stats() const {
   for (auto& r : rooms) {
     std::lock_guard lk(r->mu);
     s.connections += static_cast<int64_t>(r->conns.size());
-    s.users_online += static_cast<int64_t>(r->presence.size());
+    s.users_online += static_cast<int64_t>(r->online_users());
   }
   return s;
 }
@@ -723,7 +850,7 @@ Result<std::shared_ptr<Attachment>> RoomManager::attach(const std::string& room_
     if (room->sync.current_live()) conn->send(to_frame(I.live_frame()));
     if (I.take_presence_slot(room)) presence = I.presence_frame(*room);
   }
-  if (presence) I.publish(*room, cluster::Lane::normal, "", std::move(*presence));
+  if (presence) I.publish_presence(*room, std::move(*presence));
   return att;
 }
 
@@ -747,7 +874,7 @@ void RoomManager::detach(Attachment& a) {
     if (I.take_presence_slot(a.room_)) presence = I.presence_frame(room);
   }
   if (changed) I.emit_state(room, s, nullptr, "buffering", false, false);
-  if (presence) I.publish(room, cluster::Lane::normal, "", std::move(*presence));
+  if (presence) I.publish_presence(room, std::move(*presence));
 }
 
 void RoomManager::flush_presence() {
@@ -762,12 +889,13 @@ void RoomManager::flush_presence() {
   }
   for (auto& r : pending) {
     std::lock_guard op(r->op_mu);
-    if (!r->presence_dirty) {  // broadcast meanwhile by attach/detach
+    const bool share = r->share_requested.exchange(false);
+    if (!r->presence_dirty && !share) {  // broadcast meanwhile by attach/detach
       I.forget_dirty(r);
       continue;
     }
     const int64_t t = I.now();
-    if (r->last_presence_ms && t >= *r->last_presence_ms && t - *r->last_presence_ms < kPresenceIntervalMs) {
+    if (!share && r->last_presence_ms && t >= *r->last_presence_ms && t - *r->last_presence_ms < kPresenceIntervalMs) {
       continue;  // still inside the interval: next flush
     }
     json::object presence;
@@ -781,7 +909,7 @@ void RoomManager::flush_presence() {
     I.forget_dirty(r);
     if (deleted) continue;
     r->last_presence_ms = t;
-    I.publish(*r, cluster::Lane::normal, "", std::move(presence));
+    I.publish_presence(*r, std::move(presence));
   }
 }
 
@@ -1119,11 +1247,72 @@ RoomInfo room_info(const store::Room& row, const std::string& creator, int64_t o
 
 }  // namespace
 
+void RoomManager::drop_node(const std::string& node_id) {
+  auto& I = *impl_;
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    std::lock_guard lk(I.rooms_mu);
+    for (auto& [id, r] : I.rooms) rooms.push_back(r);
+  }
+  for (auto& r : rooms) {
+    std::lock_guard lk(r->mu);
+    if (r->remote_presence.erase(node_id) == 0 || r->conns.empty()) continue;
+    auto frame = I.merged_presence_frame(*r);
+    for (auto& [id, c] : r->conns) c.conn->send(frame);
+  }
+}
+
+void RoomManager::resync() {
+  auto& I = *impl_;
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    std::lock_guard lk(I.rooms_mu);
+    for (auto& [id, r] : I.rooms) rooms.push_back(r);
+  }
+  for (auto& r : rooms) {
+    std::lock_guard op(r->op_mu);
+    auto row = I.store.room_by_id(r->id);
+    auto members = I.store.list_members(r->id);
+    auto items = I.store.list_items(r->id);
+    auto st = I.store.room_state(r->id);
+    if (!row || !members || !items || (!st && st.code() != Errc::not_found)) {
+      spdlog::warn("room {}: not refreshed from the database (unavailable)", r->id);
+      continue;
+    }
+    std::lock_guard lk(r->mu);
+    r->row = std::move(*row);
+    r->settings = parse_settings(r->row.settings_json);
+    r->members.clear();
+    for (auto& m : *members) r->members[m.user_id] = std::move(m);
+    r->playlist = std::move(*items);
+    bool state_changed = false;
+    if (st && st->version > r->sync.state().version) {
+      PlaybackState ps{st->item_id, st->position_s, st->rate, st->playing, st->updated_at_ms, st->version};
+      r->sync = PlaybackSync(ps, r->is_live(ps.item_id), r->settings.pause_on_buffering, r->settings.auto_advance);
+      r->state_origin.clear();
+      state_changed = true;
+    }
+    if (!r->conns.empty()) {
+      auto playlist = Impl::stamped(*r, json::serialize(r->playlist_frame()));
+      for (auto& [id, c] : r->conns) c.conn->send(playlist);
+      if (state_changed) {
+        auto state = Impl::stamped(*r, json::serialize(I.state_frame(r->sync.state(), nullptr, "resync")));
+        for (auto& [id, c] : r->conns) c.conn->send(state);
+      }
+    }
+  }
+  for (auto& r : rooms) {
+    I.request_presence_share(r);
+    (void)I.bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + r->id + "/presence_query",
+                        std::make_shared<const std::string>("{}"));
+  }
+}
+
 int64_t RoomManager::online_count(const std::string& room_id) const {
   auto r = impl_->find(room_id);
   if (!r) return 0;
   std::lock_guard lk(r->mu);
-  return static_cast<int64_t>(r->presence.size());
+  return static_cast<int64_t>(r->online_users());
 }
 
 Result<RoomInfo> RoomManager::create_room(const Identity& who, const CreateRoomRequest& req) {
@@ -1244,7 +1433,7 @@ Result<RoomInfo> RoomManager::update_room(const Identity& who, const std::string
     room->row = *row;
     room->settings = settings;
     if (guests_changed) {
-      for (const auto& [uid, p] : room->presence) {
+      for (const auto& [uid, p] : room->merged_presence()) {
         auto m = room->members.find(uid);
         if (m == room->members.end() || m->second.role != kRoomGuest) continue;
         json::object mf;
@@ -1375,7 +1564,7 @@ Result<std::vector<MemberInfo>> RoomManager::list_members(const Identity& who, c
   std::map<int64_t, int64_t> online;
   if (auto room = I.find(room_id)) {
     std::lock_guard lk(room->mu);
-    for (const auto& [uid, p] : room->presence) online[uid] = p.connections;
+    for (const auto& [uid, p] : room->merged_presence()) online[uid] = p.connections;
   }
   std::vector<MemberInfo> out;
   for (const auto& m : *list) out.push_back(I.member_info(m, settings, online.count(m.user_id) ? online[m.user_id] : 0));

@@ -5,10 +5,14 @@
 /// operations below. Wire protocol: docs/protocol.md (version 1).
 ///
 /// Event flow: a change is applied under the room's lock, persisted to the Store, serialized
-/// ONCE and published on the EventBus (topic "room:{id}", critical lane for kicks, bans,
-/// member changes and deletion, normal lane otherwise). Every node's RoomManager is subscribed to
-/// "room:" and hands the very same shared string to each of its local connections of that room.
-/// Every broadcast frame carries a per-room `seq` (increasing) besides the protocol fields.
+/// ONCE and published on the EventBus (topic "room:{id}" plus "/state" for playback state,
+/// "/presence" for a node's presence share, "/user/{uid}/kick"; critical lane for kicks, bans,
+/// member changes and deletion, normal lane otherwise). Every node's RoomManager is subscribed
+/// to "room:" and hands one shared string to each of its local connections of that room, with
+/// `"seq"` put first: the node's delivery number of the room, so `seq` increases on every
+/// connection whichever node an event came from. Cluster mode: another node's `state` is
+/// mirrored when its version is newer (equal versions made at once on two nodes: the larger
+/// node id wins on every node); presence is the merge of every node's share.
 ///
 /// Threading: every public function is thread-safe and may be called from any io thread. Calls
 /// are synchronous (Store calls included). Connection::send/close are called while room locks are
@@ -288,14 +292,27 @@ class RoomManager {
   /// not_found for an unknown room; store errors as they come.
   Status on_room_stream_published(const std::string& room_id);
 
-  /// Distinct users connected to `room_id` on this node.
+  // ---- cluster seam (app/) ----
+
+  /// Node `node_id` went offline: its presence share is dropped from every room and this
+  /// node's members get the new `presence` list. Thread-safe.
+  void drop_node(const std::string& node_id);
+
+  /// The event bus reconnected after an outage: every loaded room's members, playlist,
+  /// settings and (when the stored version is newer) playback state are re-read from the
+  /// Store, local connections get `playlist` (and `state` when it changed), and presence shares
+  /// are exchanged again. Rooms whose reads fail keep their cached data (logged). Thread-safe.
+  void resync();
+
+  /// Distinct users connected to `room_id` on any node (this node's connections plus the
+  /// presence shares other nodes published).
   int64_t online_count(const std::string& room_id) const;
 
   /// Gauges for /metrics (this node).
   struct Stats {
     int64_t rooms_loaded = 0;  ///< rooms held in memory
     int64_t connections = 0;   ///< attached sockets
-    int64_t users_online = 0;  ///< sum over rooms of distinct connected users
+    int64_t users_online = 0;  ///< sum over rooms of distinct connected users (all nodes)
   };
   Stats stats() const;
 

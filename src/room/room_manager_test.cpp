@@ -887,9 +887,36 @@ TEST(RoomManagerCluster, TwoNodesShareEventsAndMirrorState) {
                                           {"updated_at_ms", clock}, {"version", v}}}};
   LinkedNetwork::Node bus3(net, "n3");
   const size_t before = ac->count("state");
-  ASSERT_TRUE(bus3.publish(cluster::Lane::normal, "room:" + room->id,
+  ASSERT_TRUE(bus3.publish(cluster::Lane::normal, "room:" + room->id + "/state",
                            std::make_shared<const std::string>(json::serialize(old))).ok());
   EXPECT_EQ(ac->count("state"), before);
+
+  // Two nodes that produced the same version at once: the larger node id wins on every node.
+  const uint64_t cur = ac->last("state").at("state").at("version").to_number<uint64_t>();
+  auto same_version = [&](double pos) {
+    json::object f = old;
+    f["state"].as_object()["version"] = cur;
+    f["state"].as_object()["position_s"] = pos;
+    return std::make_shared<const std::string>(json::serialize(f));
+  };
+  LinkedNetwork::Node bus0(net, "n0");
+  ASSERT_TRUE(bus0.publish(cluster::Lane::normal, "room:" + room->id + "/state", same_version(11.0)).ok());
+  EXPECT_EQ(ac->count("state"), before);  // "n0" < "n2" (the origin of the current state): dropped
+  ASSERT_TRUE(bus3.publish(cluster::Lane::normal, "room:" + room->id + "/state", same_version(33.0)).ok());
+  EXPECT_EQ(ac->last("state").at("state").at("position_s").as_double(), 33.0);
+  EXPECT_EQ(bc->last("state").at("state").at("position_s").as_double(), 33.0);
+
+  // Presence lists the members of both nodes, on both nodes (node 1 shares its part when the
+  // periodic flush runs, after node 2 asked for it on loading the room).
+  n1->flush_presence();
+  EXPECT_EQ(ac->last("presence").at("members").as_array().size(), 2u);
+  EXPECT_EQ(bc->last("presence").at("members").as_array().size(), 2u);
+  EXPECT_EQ(n1->online_count(room->id), 2);
+  EXPECT_EQ(n2->online_count(room->id), 2);
+  // A node going offline takes its members out of the other nodes' presence.
+  n1->drop_node("n2");
+  EXPECT_EQ(ac->last("presence").at("members").as_array().size(), 1u);
+  EXPECT_EQ(n1->online_count(room->id), 1);
 
   // chat from node 2 reaches node 1; a kick issued on node 1 closes bob's socket on node 2
   n2->on_message(**ba, R"({"type":"chat","text":"hi from n2"})");
@@ -910,6 +937,19 @@ TEST(RoomManagerCluster, TwoNodesShareEventsAndMirrorState) {
   EXPECT_EQ(bc2->last("member").at("member").at("user_id").as_int64(), bob.user_id);
   n2->on_message(**ba2, R"({"type":"chat","text":"muted?"})");
   EXPECT_EQ(bc2->last("error").at("code").as_string(), "forbidden");
+
+  // Every connection saw `seq` increase, whichever node each frame came from.
+  for (const auto* c : {ac.get(), bc.get(), bc2.get()}) {
+    uint64_t last = 0;
+    for (const auto& f : c->frames()) {
+      const auto o = json::parse(*f).as_object();
+      if (!o.contains("seq") || o.at("type").as_string() == "welcome") continue;
+      const uint64_t seq = o.at("seq").to_number<uint64_t>();
+      EXPECT_GT(seq, last) << *f;
+      last = seq;
+    }
+    EXPECT_GT(last, 0u);
+  }
 
   aa->reset();
   ba->reset();
