@@ -14,6 +14,11 @@
 ///  2. throughput: seeks are pipelined (at most --window versions not yet delivered to every
 ///     member) for --throughput-s seconds; delivered state frames per second are reported.
 /// Connects only to 127.0.0.1.
+///
+/// Several nodes (--member-ports P0,P1,...): setup runs against --port; member i connects to
+/// P[i % n] (member 0, the seeker, to P0, which should be the --port node). Latencies are then
+/// also reported per port ("groups") and pooled over every port but P0 ("cross": members on
+/// other nodes than the seeker's).
 
 #include <sys/resource.h>
 
@@ -78,6 +83,7 @@ struct Options {
   std::string baseline_file;
   double hold_s = 0;
   std::string label;
+  std::vector<uint16_t> member_ports;  ///< empty: every member on `port`
 };
 
 double ms_since(Clock::time_point a, Clock::time_point b) {
@@ -154,6 +160,7 @@ struct Member {
   bool writing = false;
   bool alive = false;
   int64_t last_version = -1;
+  uint32_t group = 0;  ///< index into Options::member_ports (0 when not given)
 };
 
 /// Shared state of the run (single-threaded: no locks).
@@ -177,6 +184,9 @@ struct Run {
   std::vector<Clock::time_point> sent_at;  ///< by version - base - 1 (the version a seek produces)
   std::vector<std::vector<float>> receipts;  ///< latency ms per member receipt, same index
   std::vector<uint32_t> received;  ///< receipts count per index
+  /// Several member ports: latency ms per receipt, by [index][group]; empty otherwise.
+  std::vector<std::vector<std::vector<float>>> group_receipts;
+  uint32_t groups = 1;
   int64_t waiting_index = -1;  ///< latency phase: index whose completion wakes the driver
   uint64_t frames_in = 0;
   asio::steady_timer round_done;
@@ -204,12 +214,14 @@ void enqueue(Run& r, Member& m, std::string msg) {
   }
 }
 
-/// Records a `state` frame of `version` received by a member at `t`.
-void on_state(Run& r, int64_t version, Clock::time_point t) {
+/// Records a `state` frame of `version` received by member `m` at `t`.
+void on_state(Run& r, const Member& m, int64_t version, Clock::time_point t) {
   if (r.base_version < 0) return;
   const int64_t idx = version - r.base_version - 1;
   if (idx < 0 || idx >= static_cast<int64_t>(r.sent_at.size())) return;
-  r.receipts[idx].push_back(static_cast<float>(ms_since(r.sent_at[idx], t)));
+  const float ms = static_cast<float>(ms_since(r.sent_at[idx], t));
+  r.receipts[idx].push_back(ms);
+  if (r.groups > 1) r.group_receipts[idx][m.group].push_back(ms);
   if (++r.received[idx] >= r.alive && idx == r.waiting_index) r.round_done.cancel();
 }
 
@@ -220,7 +232,7 @@ void handle_frame(Run& r, Member& m, std::string_view f, Clock::time_point t, bo
     if (f.starts_with("{\"type\":\"state\"")) {
       if (auto v = find_version(f)) {
         m.last_version = *v;
-        on_state(r, *v, t);
+        on_state(r, m, *v, t);
       }
     } else if (f.starts_with("{\"type\":\"welcome\"")) {
       const size_t st = f.find("\"state\":{");
@@ -243,7 +255,7 @@ void handle_frame(Run& r, Member& m, std::string_view f, Clock::time_point t, bo
   if (f.starts_with("42[\"state\"")) {
     if (auto v = find_version(f)) {
       m.last_version = *v;
-      on_state(r, *v, t);
+      on_state(r, m, *v, t);
     }
   } else if (f.starts_with("42[\"welcome\"")) {
     if (auto v = find_version(f)) m.last_version = *v;
@@ -266,7 +278,8 @@ void connect_failed(Run& r, uint32_t idx, bool& counted_in_flight, const char* w
 awaitable<void> member_main(Run& r, uint32_t idx, std::string target) {
   Member& m = *r.members[idx];
   bool counted_in_flight = true;
-  const tcp::endpoint server(asio::ip::make_address("127.0.0.1"), r.o.port);
+  const uint16_t port = r.o.member_ports.empty() ? r.o.port : r.o.member_ports[m.group];
+  const tcp::endpoint server(asio::ip::make_address("127.0.0.1"), port);
   auto [ec] = co_await beast::get_lowest_layer(m.ws).async_connect(server, kTok);
   if (ec) {
     connect_failed(r, idx, counted_in_flight, "connect", ec);
@@ -348,6 +361,7 @@ int64_t add_seek(Run& r, int64_t produced) {
   r.receipts.emplace_back();
   r.receipts.back().reserve(r.members.size());
   r.received.push_back(0);
+  if (r.groups > 1) r.group_receipts.emplace_back(r.groups);
   return idx;
 }
 
@@ -362,6 +376,34 @@ double cpu_seconds() {
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
+
+/// Per-round latencies of one set of members (a port, or every port but the seeker's).
+struct GroupRounds {
+  std::vector<double> first, median, last;  ///< ms from seek written, one entry per complete round
+
+  /// Adds one round's receipts (ms; unsorted, consumed). Nothing when `v` is empty.
+  void add(std::vector<double>& v) {
+    if (v.empty()) return;
+    std::sort(v.begin(), v.end());
+    first.push_back(v.front());
+    median.push_back(percentile(v, 50));
+    last.push_back(v.back());
+  }
+
+  /// {"rounds","first_ms_p50","median_receipt_ms_p50","median_receipt_ms_p99","last_ms_p50","last_ms_p99","last_ms_max"}.
+  json::object to_json() const {
+    auto f = first, m = median, l = last;
+    json::object o;
+    o["rounds"] = l.size();
+    o["first_ms_p50"] = std::round(percentile(f, 50) * 100) / 100;
+    o["median_receipt_ms_p50"] = std::round(percentile(m, 50) * 100) / 100;
+    o["median_receipt_ms_p99"] = std::round(percentile(m, 99) * 100) / 100;
+    o["last_ms_p50"] = std::round(percentile(l, 50) * 100) / 100;
+    o["last_ms_p99"] = std::round(percentile(l, 99) * 100) / 100;
+    o["last_ms_max"] = l.empty() ? 0.0 : std::round(l.back() * 100) / 100;
+    return o;
+  }
+};
 
 /// Ramps the members, runs the latency rounds and the throughput phase, fills `result` (JSON).
 awaitable<void> driver(Run& r, std::string& result) {
@@ -402,6 +444,8 @@ awaitable<void> driver(Run& r, std::string& result) {
 
   // Phase 1: sequential latency rounds.
   std::vector<double> last_ms, p50_ms;
+  std::vector<GroupRounds> by_group(r.groups);  // per port
+  GroupRounds cross;                            // every port but the seeker's
   uint32_t incomplete = 0;
   uint64_t missing = 0;
   const double cpu0 = cpu_seconds();
@@ -421,6 +465,16 @@ awaitable<void> driver(Run& r, std::string& result) {
       std::vector<double> v(rc.begin(), rc.end());
       last_ms.push_back(*std::max_element(v.begin(), v.end()));
       p50_ms.push_back(percentile(v, 50));
+      if (r.groups > 1) {
+        std::vector<double> pooled;
+        for (uint32_t g = 0; g < r.groups; ++g) {
+          const auto& gr = r.group_receipts[idx][g];
+          std::vector<double> gv(gr.begin(), gr.end());
+          if (g > 0) pooled.insert(pooled.end(), gv.begin(), gv.end());
+          by_group[g].add(gv);
+        }
+        cross.add(pooled);
+      }
       ++next_version;
     }
     if (r.o.interval_ms) co_await sleep_ms(r.io, o.interval_ms);
@@ -433,6 +487,7 @@ awaitable<void> driver(Run& r, std::string& result) {
       r.sent_at.clear();
       r.receipts.clear();
       r.received.clear();
+      r.group_receipts.clear();
     }
   }
   const double lat_cpu = cpu_seconds() - cpu0;
@@ -448,6 +503,7 @@ awaitable<void> driver(Run& r, std::string& result) {
     r.sent_at.clear();
     r.receipts.clear();
     r.received.clear();
+    r.group_receipts.clear();
     next_version = r.base_version;
     size_t oldest = 0;  // index of the oldest seek not yet fully delivered
     const double c0 = cpu_seconds();
@@ -508,6 +564,26 @@ awaitable<void> driver(Run& r, std::string& result) {
       static_cast<unsigned long long>(tp_complete), tp_wall > 0 ? static_cast<double>(tp_frames) / tp_wall : 0.0,
       tp_wall > 0 ? 100 * tp_cpu / tp_wall : 0.0, r.disconnects, r.alive);
   result = b;
+  // Additions (kept out of the fixed-size line above): events/s and the per-port breakdown.
+  json::object extra;
+  extra["tp_events_per_sec"] = tp_wall > 0 ? std::round(static_cast<double>(tp_complete) / tp_wall) : 0.0;
+  if (r.groups > 1) {
+    json::array groups;
+    for (uint32_t g = 0; g < r.groups; ++g) {
+      json::object go = by_group[g].to_json();
+      go["port"] = o.member_ports[g];
+      uint32_t n = 0;
+      for (const auto& m : r.members) n += m->group == g ? 1 : 0;
+      go["members"] = n;
+      groups.push_back(std::move(go));
+    }
+    extra["groups"] = std::move(groups);
+    extra["local"] = by_group[0].to_json();
+    extra["cross"] = cross.to_json();
+  }
+  std::string tail = json::serialize(extra);  // "{...}"
+  result.pop_back();
+  result += "," + tail.substr(1);
 }
 
 /// castmesh setup: tokens (registered or from a file), a room, memberships. Returns the ws target.
@@ -577,8 +653,23 @@ int main(int argc, char** argv) {
   app.add_option("--baseline-file", o.baseline_file, "written after setup, before the first connect");
   app.add_option("--hold-s", o.hold_s, "pause after writing --baseline-file / --ready-file (for RSS sampling), s");
   app.add_option("--label", o.label, "copied into the JSON");
+  std::string member_ports;
+  app.add_option("--member-ports", member_ports,
+                 "P0,P1,...: member i connects to P[i % n] (P0 = the seeker's node); latencies also per port");
   CLI11_PARSE(app, argc, argv);
   if (o.members < 1) return 2;
+  for (size_t a = 0; a < member_ports.size();) {
+    size_t e = member_ports.find(',', a);
+    if (e == std::string::npos) e = member_ports.size();
+    const std::string one = member_ports.substr(a, e - a);
+    const long v = std::strtol(one.c_str(), nullptr, 10);
+    if (v < 1 || v > 65535) {
+      std::fprintf(stderr, "--member-ports: bad port '%s'\n", one.c_str());
+      return 2;
+    }
+    o.member_ports.push_back(static_cast<uint16_t>(v));
+    a = e + 1;
+  }
 
   std::vector<std::string> tokens;
   std::string ws_base;
@@ -604,7 +695,11 @@ int main(int argc, char** argv) {
   Run r(io, o);
   r.ws_target = ws_base;
   r.tokens = std::move(tokens);
-  for (uint32_t i = 0; i < o.members; ++i) r.members.push_back(std::make_unique<Member>(io));
+  r.groups = o.member_ports.empty() ? 1 : static_cast<uint32_t>(o.member_ports.size());
+  for (uint32_t i = 0; i < o.members; ++i) {
+    r.members.push_back(std::make_unique<Member>(io));
+    r.members.back()->group = i % r.groups;
+  }
   std::string result;
   boost::asio::co_spawn(io, driver(r, result), [&](std::exception_ptr e) {
     if (e) {
