@@ -199,6 +199,9 @@ void Membership::redis_heartbeat() {
 }
 
 void Membership::redis_poll(SteadyTime now) {
+  // While Redis is unreachable only the heartbeat (once per interval) tries to reconnect, so a
+  // black-holed server costs one connect timeout per interval, not four.
+  if (!registry_->ok()) return;
   auto nodes = registry_->list();
   {
     std::lock_guard lk(mu_);

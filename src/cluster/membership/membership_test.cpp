@@ -134,10 +134,11 @@ TEST(Membership, StaticPeersSeeEachOtherAndDetectAStoppedNode) {
   auto ms = [&](Clock::time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t - stopped).count(); };
   // Last heartbeat from b at most one interval (100 ms) before the stop; suspect 200 ms after
   // it, offline 300 ms after it; evaluation every 25 ms; some scheduling slack.
-  EXPECT_GE(ms(*suspect_at), 90);
-  EXPECT_LE(ms(*suspect_at), 320);
-  EXPECT_GE(ms(*offline_at), 190);
-  EXPECT_LE(ms(*offline_at), 420);
+  // (Bounds leave room for a loaded machine; the contract allows interval * 3 + 1 s.)
+  EXPECT_GE(ms(*suspect_at), 50);
+  EXPECT_LE(ms(*suspect_at), 450);
+  EXPECT_GE(ms(*offline_at), 150);
+  EXPECT_LE(ms(*offline_at), 700);
   EXPECT_GE(*offline_at - *suspect_at, 70ms);
   view = a->nodes();
   ASSERT_EQ(view.size(), 2u);
@@ -277,6 +278,22 @@ TEST(Membership, LeaderTaskRunsOnlyAfterThePassedFencedCheck) {
   EXPECT_EQ(st.leader, 1);
   EXPECT_EQ(st.leader_changes_total, 1u);
   EXPECT_GE(st.leader_tasks_total, 2u);
+  m.stop();
+}
+
+TEST(Membership, RedisModeWithUnreachableRedisKeepsRunningAndSaysSo) {
+  auto cfg = static_config("a", {});
+  cfg.mode = Discovery::redis;
+  cfg.redis.host = "127.0.0.1";
+  cfg.redis.port = 1;  // nothing listens on port 1 of the loopback
+  Membership m(cfg, {});
+  ASSERT_TRUE(m.start().ok());
+  std::this_thread::sleep_for(250ms);
+  EXPECT_FALSE(m.redis_ok());
+  EXPECT_GE(m.stats().heartbeats_failed_total, 2u);
+  EXPECT_EQ(m.stats().heartbeats_sent_total, 0u);
+  EXPECT_EQ(m.nodes().size(), 1u);
+  EXPECT_EQ(m.self_info().epoch, 0u);
   m.stop();
 }
 
