@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "cluster/cluster_config.hpp"
 #include "cluster/membership/leader.hpp"
 #include "cluster/membership/liveness.hpp"
 #include "cluster/membership/node_info.hpp"
@@ -39,12 +40,9 @@ namespace castmesh::cluster::membership {
 
 class RedisRegistry;
 
-/// How peers are found (maps from cluster.discovery_mode).
-enum class Discovery : uint8_t {
-  redis = 0,       ///< registry hashes in Redis; liveness from their heartbeat counters
-  static_ = 1,     ///< fixed peer addresses; liveness from signed heartbeats both ways
-  k8s_dns = 2,     ///< peer addresses from DNS A records, re-resolved every interval
-};
+/// How peers are found: cluster.discovery_mode (redis | static_ | k8s_dns), shared with the
+/// configuration so the app passes it through unchanged.
+using Discovery = cluster::DiscoveryMode;
 
 /// "redis" | "static" | "k8s_dns".
 const char* discovery_name(Discovery d) noexcept;
