@@ -138,6 +138,7 @@ def main():
             next_t = time.monotonic()
     out = {
         "label": a.label, "kind": a.kind, "signal": a.signal, "interval_ms": a.interval_ms, "polls": polls,
+        "timeout_s": a.timeout_s,
         "observers": {str(k): v for k, v in res.items()},
     }
     offs = [r["offline_ms"] for r in res.values()]

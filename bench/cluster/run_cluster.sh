@@ -13,9 +13,12 @@
 #     events per second delivered to every node (each event crosses Redis), with Redis's own
 #     PUBLISH / XADD counts as a check;
 #  3. detection: SIGKILL node C; A and B polled every $POLL_MS ms (bench/cluster/detect.py)
-#     until C is suspect / offline (castmesh) or the adapter's server count drops (peer).
-# Then, once per repetition: redis-benchmark PUBLISH against the same kind of redis-server, with
-# one subscriber, as the ceiling for events through Redis on this machine.
+#     until C is suspect / offline (castmesh) or the adapter's server count drops (peer);
+#  4. hang: SIGSTOP node B (its sockets stay open), A polled until B is offline (at most
+#     $HANG_TIMEOUT_S s), then SIGCONT and stop.
+# Then, once per repetition and target: the bus level (castmesh-bus-bench, a RedisEventBus
+# publishing to another; bench/peer/bus_bench.js, a Socket.IO Redis adapter broadcasting to
+# another process), and redis-benchmark PUBLISH as the ceiling.
 #
 # Servers (nodes, Redis, PostgreSQL backends) run on core $SERVER_CPU, the load client on core
 # $CLIENT_CPU. Every process is started here and stopped by PID; PostgreSQL comes from
@@ -33,7 +36,7 @@ BUS_BENCH=${BUS_BENCH:-$(find_bin "$REPO_DIR/build-bench/bench/cluster/castmesh-
 NODE=${NODE:-node}
 REPS=${REPS:-3}
 TARGETS=${TARGETS:-"castmesh peer"}
-TESTS=${TESTS:-"fanout events detect bus ceiling"}
+TESTS=${TESTS:-"fanout events detect hang bus ceiling"}
 M=${M:-1500}                  # members in the room, spread over the three nodes
 USERS=${USERS:-1}
 ROUNDS=${ROUNDS:-100}
@@ -44,6 +47,7 @@ RAMP=${RAMP:-1000}
 EV_S=${EV_S:-5}
 EV_WINDOW=${EV_WINDOW:-64}
 POLL_MS=${POLL_MS:-20}
+HANG_TIMEOUT_S=${HANG_TIMEOUT_S:-10}   # hang test: give up after this long
 HB_S=${HB_S:-1}               # cluster.heartbeat_interval
 SUSPECT_N=${SUSPECT_N:-2}     # cluster.suspect_threshold
 OFFLINE_N=${OFFLINE_N:-3}     # cluster.offline_threshold
@@ -265,6 +269,19 @@ print(json.dumps(j))' "$LG_CPU" "$kind" "$rep" "$before" "$after")" >/dev/null
     emit "$r" "$(printf '{"test":"detect","target":"%s","rep":%d,"heartbeat_interval_s":%s,"suspect_threshold":%s,"offline_threshold":%s,"bound_ms":%s}' \
           "$kind" "$rep" "$HB_S" "$SUSPECT_N" "$OFFLINE_N" "$(python3 -c "print(int(($HB_S * $OFFLINE_N + 1) * 1000))")")" >/dev/null
   fi
+  if [[ " $TESTS " == *" hang "* ]]; then
+    # A hung node (SIGSTOP: process and sockets stay, nothing runs): node b, observed by a.
+    local alive_n=3
+    [[ " $TESTS " == *" detect "* ]] && alive_n=2
+    log "$kind rep $rep: SIGSTOP node b, polling a every $POLL_MS ms (up to $HANG_TIMEOUT_S s)"
+    r=$(python3 "$CLUSTER_DIR/detect.py" "$kind" --kill-pid "${NODE_PIDS[1]}" --signal STOP --victim b \
+          --observers "${NODE_PORTS[0]}" --nodes "$alive_n" --interval-ms "$POLL_MS" --label "$kind" \
+          --timeout-s "$HANG_TIMEOUT_S" 2>"$dir/hang.log" || true)
+    kill -CONT "${NODE_PIDS[1]}" 2>/dev/null || true
+    [ -n "$r" ] || r='{"error":"detect.py failed"}'
+    emit "$r" "$(printf '{"test":"hang","target":"%s","rep":%d,"heartbeat_interval_s":%s,"suspect_threshold":%s,"offline_threshold":%s,"bound_ms":%s}' \
+          "$kind" "$rep" "$HB_S" "$SUSPECT_N" "$OFFLINE_N" "$(python3 -c "print(int(($HB_S * $OFFLINE_N + 1) * 1000))")")" >/dev/null
+  fi
   stop_nodes
   stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"
 }
@@ -319,12 +336,12 @@ run_ceiling() {  # REP: redis-benchmark PUBLISH with one subscriber, 1 connectio
 
 emit "{}" "$(printf '{"test":"machine","machine":%s,"targets":"%s","m":%d,"rounds":%d,"heartbeat_interval_s":%s}' \
   "$(machine_info)" "$TARGETS" "$M" "$ROUNDS" "$HB_S")" >/dev/null
-if [[ " $TESTS " == *" fanout "* || " $TESTS " == *" events "* || " $TESTS " == *" detect "* ]] && [[ " $TARGETS " == *" castmesh "* ]]; then
+if [[ " $TESTS " =~ \ (fanout|events|detect|hang)\  ]] && [[ " $TARGETS " == *" castmesh "* ]]; then
   start_pg
 fi
 for rep in $(seq "$REPS"); do
   for kind in $TARGETS; do
-    if [[ " $TESTS " == *" fanout "* || " $TESTS " == *" events "* || " $TESTS " == *" detect "* ]]; then
+    if [[ " $TESTS " =~ \ (fanout|events|detect|hang)\  ]]; then
       run_target "$kind" "$rep"
     fi
   done

@@ -109,21 +109,27 @@ def main():
             print(f"| {key[0]} | {key[1]} | {g[0]['payload_bytes']} | {len(g)} | **{fmt(med(v))}** | {runs(v)} |")
         print()
 
-    det = by("detect")
-    if det:
-        print("### Dead-node detection (SIGKILL node C; A and B polled every 20 ms; slower observer)\n")
+    for test, title in (("detect", "Dead-node detection (SIGKILL node C; A and B polled every 20 ms; slower observer)"),
+                        ("hang", "Hung node (SIGSTOP node B, its sockets stay open; A polled every 20 ms)")):
+        det = by(test)
+        if not det:
+            continue
+        print(f"### {title}\n")
         print("| server | runs | heartbeat × offline threshold | bound (interval × offline + 1 s) | to suspect ms (median) "
-              "| runs | to offline ms (median) | runs | met |")
+              "| runs | to offline ms (median) | runs | within bound |")
         print("|---|---:|---|---:|---:|---|---:|---|---|")
         for t in targets(det):
             g = [r for r in det if r["target"] == t]
-            s = [r.get("suspect_ms_max") for r in g]
+            s_ = [r.get("suspect_ms_max") for r in g]
             o = [r.get("offline_ms_max") for r in g]
             bound = g[0].get("bound_ms")
-            ok = all(x is not None and x <= bound for x in o) if t == "castmesh" else None
-            print(f"| {t} | {len(g)} | {g[0].get('heartbeat_interval_s')} s × {g[0].get('offline_threshold')} | {fmt(bound)} "
-                  f"| {fmt(med(s), 0)} | {runs(s, 0)} | **{fmt(med(o), 0)}** | {runs(o, 0)} "
-                  f"| {'–' if ok is None else ('yes' if ok else 'no')} |")
+            ok = all(x is not None and x <= bound for x in o)
+            never = all(x is None for x in o)
+            off = f"not detected in {g[0].get('timeout_s', 10):.0f} s" if never else f"**{fmt(med(o), 0)}**"
+            mech = (f"{g[0].get('heartbeat_interval_s')} s × {g[0].get('offline_threshold')}" if t == "castmesh"
+                    else "none (adapter: PUBSUB NUMSUB)")
+            print(f"| {t} | {len(g)} | {mech} | {fmt(bound)} "
+                  f"| {fmt(med(s_), 0)} | {runs(s_, 0)} | {off} | {runs(o, 0)} | {'yes' if ok else 'no'} |")
         print()
 
 
