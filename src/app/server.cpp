@@ -16,6 +16,7 @@
 #include "live/stream_hub.hpp"
 #include "net/http_server.hpp"
 #include "net/io_pool.hpp"
+#include "app/cluster_node.hpp"
 #include "app/static_files.hpp"
 #include "auth/accounts.hpp"
 #include "cluster/memory/memory_event_bus.hpp"
@@ -79,7 +80,12 @@ struct Server::Impl {
   hls::ViewerTracker hls_viewers;
   // Watch-together services, created by start() once the database is open.
   std::unique_ptr<store::Store> db;
-  cluster::MemoryEventBus bus;
+  // Single node: the in-process bus. Cluster mode: the Redis bus of `cluster_node`. `bus`
+  // points at the one in use. The cluster node is stopped explicitly in stop() before the
+  // pool; it is declared here so it outlives the room manager subscribed to its bus.
+  cluster::MemoryEventBus memory_bus;
+  std::unique_ptr<ClusterNode> cluster_node;
+  cluster::EventBus* bus = &memory_bus;
   std::unique_ptr<auth::Accounts> accounts;
   std::unique_ptr<room::RoomManager> rooms;
   std::unique_ptr<ws::RoomGateway> gateway;
@@ -90,7 +96,8 @@ struct Server::Impl {
   std::unique_ptr<rtmp::RtmpServer> rtmp;
   std::unique_ptr<asio::steady_timer> housekeeping;
   std::unique_ptr<asio::steady_timer> presence_flush;
-  int64_t last_session_purge_ms = 0;
+  std::atomic<int64_t> last_session_purge_ms{0};
+  int64_t started_ms = wall_ms();
   std::atomic<bool> ready{false};
   bool stopped = false;
 
@@ -118,7 +125,15 @@ struct Server::Impl {
       router.add("GET", "/live/", ".m3u8", hls_route(".m3u8", false));
       router.add("GET", "/live/", ".ts", hls_route(".ts", true));
     }
-    api::register_api(router, hub, metrics, [this] { return ready.load(); });
+    api::register_api(router, hub, metrics, [this] { return ready.load(); },
+                      [this] { return cluster_node ? cluster_node->metrics_text() : std::string(); });
+    router.add("GET", "/api/v1/cluster/nodes", [this](const net::HttpRequest&) {
+      net::HttpResponse res;
+      res.content_type = "application/json";
+      res.headers.emplace_back("Cache-Control", "no-store");
+      res.body = cluster_node ? cluster_node->nodes_json() : single_node_json(self_info());
+      return res;
+    });
     // The WebSocket route must precede the rooms API, which matches every /api/v1/rooms/ path.
     router.add_stream("GET", ws::kRoutePrefix, ws::kRouteSuffix, gateway->handler());
     api::register_auth_api(router, *accounts);
@@ -152,7 +167,7 @@ struct Server::Impl {
     if (!opened) return Error{opened.code(), "database.url: " + opened.error().message()};
     db = std::move(opened.value());
     accounts = std::make_unique<auth::Accounts>(*db, cfg.auth);
-    rooms = std::make_unique<room::RoomManager>(*db, bus, cfg.rooms, metrics, api::argon2_room_passwords());
+    rooms = std::make_unique<room::RoomManager>(*db, *bus, cfg.rooms, metrics, api::argon2_room_passwords());
     gateway = std::make_unique<ws::RoomGateway>(*rooms, api::room_authenticator(*accounts),
                                                 ws::ws_config_from(cfg.rooms), metrics);
     hub.set_publish_authorizer([this](const live::StreamKey& k, std::string_view) { return authorize_publish(k); });
@@ -164,6 +179,56 @@ struct Server::Impl {
       }
     });
     return ok_status();
+  }
+
+  /// This node's load as shown to the other nodes.
+  cluster::membership::Load load() const {
+    cluster::membership::Load l;
+    if (rooms) {
+      const auto rs = rooms->stats();
+      l.connections = rs.connections;
+      l.rooms = rs.rooms_loaded;
+    }
+    l.streams = metrics.streams.load();
+    return l;
+  }
+
+  cluster::membership::NodeInfo self_info() const {
+    cluster::membership::NodeInfo i;
+    i.node_id = "local";
+    i.advertise_addr = cfg.server.host + ":" + std::to_string(http ? http->port() : cfg.server.port);
+    i.group = cfg.cluster.node_group;
+    i.started_ms = started_ms;
+    i.load = load();
+    return i;
+  }
+
+  /// Cluster mode: builds the cluster node (its Redis bus replaces the in-process one).
+  Status open_cluster() {
+    if (!cfg.cluster.enabled) return ok_status();
+    auto node = ClusterNode::create(cfg, pool, metrics);
+    if (!node) return node.error();
+    cluster_node = std::move(*node);
+    bus = &cluster_node->bus();
+    return ok_status();
+  }
+
+  /// Cluster mode: hooks between the cluster node and the room manager, then starts it.
+  Status start_cluster() {
+    if (!cluster_node) return ok_status();
+    // A node gone offline: its members leave every room's presence ("sessions invalidated").
+    cluster_node->on_node_offline([this](const std::string& id) { rooms->drop_node(id); });
+    // Back from a Redis outage: re-read the rooms from the database (off the bus thread).
+    cluster_node->on_bus_reconnected([this] { asio::post(pool.next(), [this] { rooms->resync(); }); });
+    // Global work runs on the leader only.
+    cluster_node->set_leader_task([this] {
+      if (mono_ms() - last_session_purge_ms < 60'000) return;
+      last_session_purge_ms = mono_ms();
+      if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
+        spdlog::info("auth: removed {} expired sessions (leader)", *n);
+    });
+    cluster_node->set_load([this] { return load(); });
+    return cluster_node->start();
   }
 
   void start_housekeeping() {
@@ -178,7 +243,7 @@ struct Server::Impl {
             hub.sweep();
             hls.sweep();
             hls_viewers.prune(mono_ms());
-            if (mono_ms() - last_session_purge_ms > 3'600'000) {
+            if (!cluster_node && mono_ms() - last_session_purge_ms > 3'600'000) {
               last_session_purge_ms = mono_ms();
               if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
                 spdlog::info("auth: removed {} expired sessions", *n);
@@ -211,6 +276,7 @@ Server::~Server() { stop(); }
 
 Status Server::start() {
   auto& d = *impl_;
+  if (auto st = d.open_cluster(); !st) return st;
   if (auto st = d.open_watch_together(); !st) return st;
   if (d.cfg.hls.enabled) {
     d.hub.add_observer_factory(d.hls.observer_factory());
@@ -226,6 +292,7 @@ Status Server::start() {
   d.http = std::make_unique<net::HttpServer>(d.pool, d.cfg.server, d.router, d.metrics);
   if (auto st = d.http->listen(d.cfg.server.host, d.cfg.server.port); !st) return st;
   spdlog::info("http: listening on {}:{} (API, HTTP-FLV, HLS)", d.cfg.server.host, d.http->port());
+  if (auto st = d.start_cluster(); !st) return st;
   d.start_housekeeping();
   d.start_presence_flush();
   d.ready = true;
@@ -245,6 +312,7 @@ void Server::stop() {
   for (int i = 0; i < 50 && d.gateway && d.gateway->stats().connections > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (d.http) d.http->stop();
+  if (d.cluster_node) d.cluster_node->stop();
   d.hub.stop();
   d.hls.stop();
   if (d.housekeeping) asio::post(d.housekeeping->get_executor(), [t = d.housekeeping.get()] { t->cancel(); });

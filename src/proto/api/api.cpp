@@ -31,7 +31,8 @@ net::HttpResponse api_ok(std::string body) {
 
 }  // namespace
 
-void register_api(net::Router& r, live::StreamHub& hub, Metrics& m, std::function<bool()> ready) {
+void register_api(net::Router& r, live::StreamHub& hub, Metrics& m, std::function<bool()> ready,
+                  std::function<std::string()> extra_metrics) {
   r.add("GET", "/api/v1/streams", [&hub](const net::HttpRequest&) { return api_ok(streams_json(hub.list())); });
 
   r.add("GET", "/api/v1/streams/", "", [&hub](const net::HttpRequest& req) {
@@ -57,10 +58,11 @@ void register_api(net::Router& r, live::StreamHub& hub, Metrics& m, std::functio
     return json_ok(R"({"status":"not ready"})", 503);
   });
 
-  r.add("GET", "/metrics", [&m](const net::HttpRequest&) {
+  r.add("GET", "/metrics", [&m, extra = std::move(extra_metrics)](const net::HttpRequest&) {
     net::HttpResponse res;
     res.content_type = std::string(kPrometheusContentType);
     res.body = prometheus_text(m, resident_memory_bytes());
+    if (extra) res.body += extra();
     res.headers.emplace_back("Cache-Control", "no-store");
     return res;
   });

@@ -34,8 +34,10 @@ inline constexpr std::string_view kPrometheusContentType = "text/plain; version=
 
 /// Adds the routes above to `r`. `hub`, `m` and `ready` must outlive the router's server.
 /// `ready` is called on an io thread per /readyz request; it must be cheap and thread-safe
-/// (an empty function means "always ready").
-void register_api(net::Router& r, live::StreamHub& hub, Metrics& m, std::function<bool()> ready);
+/// (an empty function means "always ready"). `extra_metrics` (optional) returns more
+/// exposition lines (with their # HELP / # TYPE) appended to /metrics, e.g. the cluster's.
+void register_api(net::Router& r, live::StreamHub& hub, Metrics& m, std::function<bool()> ready,
+                  std::function<std::string()> extra_metrics = {});
 
 /// One stream as the JSON object described above.
 std::string stream_json(const live::StreamStats& s);
