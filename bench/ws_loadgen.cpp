@@ -225,20 +225,32 @@ void on_state(Run& r, const Member& m, int64_t version, Clock::time_point t) {
   if (++r.received[idx] >= r.alive && idx == r.waiting_index) r.round_done.cancel();
 }
 
+/// The `type` of a castmesh frame: the string after the first `"type":"` within its first 64
+/// bytes (broadcast frames may start with `"seq":N` before it); empty when absent.
+std::string_view castmesh_frame_type(std::string_view f) {
+  constexpr std::string_view kKey = "\"type\":\"";
+  const size_t at = f.substr(0, 64).find(kKey);
+  if (at == std::string_view::npos) return {};
+  const size_t b = at + kKey.size();
+  const size_t e = f.find('"', b);
+  return e == std::string_view::npos ? std::string_view{} : f.substr(b, e - b);
+}
+
 /// Handles one text frame; returns the version of a state/welcome frame, if any.
 void handle_frame(Run& r, Member& m, std::string_view f, Clock::time_point t, bool& welcomed) {
   ++r.frames_in;
   if (r.o.dialect == "castmesh") {
-    if (f.starts_with("{\"type\":\"state\"")) {
+    const std::string_view type = castmesh_frame_type(f);
+    if (type == "state") {
       if (auto v = find_version(f)) {
         m.last_version = *v;
         on_state(r, m, *v, t);
       }
-    } else if (f.starts_with("{\"type\":\"welcome\"")) {
+    } else if (type == "welcome") {
       const size_t st = f.find("\"state\":{");
       if (auto v = find_version(f, st == std::string_view::npos ? 0 : st)) m.last_version = *v;
       welcomed = true;
-    } else if (f.starts_with("{\"type\":\"error\"")) {
+    } else if (type == "error") {
       const size_t st = f.find("\"state\":{");
       if (st != std::string_view::npos) {
         if (auto v = find_version(f, st)) m.last_version = *v;

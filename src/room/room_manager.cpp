@@ -318,6 +318,13 @@ struct RoomManager::Impl {
     return st;
   }
 
+  /// The error of an HTTP operation whose change was stored but whose critical event the bus
+  /// refused (cluster mode: Redis away and the critical queue full): 503, retry later.
+  static Error not_delivered(const Status& st) {
+    return Error{Errc::unavailable, "saved, but other nodes could not be told yet (" + st.error().message() +
+                                        "); retry later"};
+  }
+
   /// `payload` (a JSON object text) with `"seq":N` put first, N = this node's next delivery
   /// number of the room: every connection sees seq increase, whichever node an event came from.
   /// Caller holds r.mu.
@@ -1647,7 +1654,7 @@ Result<MemberInfo> RoomManager::update_member(const Identity& who, const std::st
   json::object frame;
   frame["type"] = "member";
   frame["member"] = to_json(info);
-  I.publish(*room, cluster::Lane::critical, "", std::move(frame));
+  if (auto st = I.publish(*room, cluster::Lane::critical, "", std::move(frame)); !st) return I.not_delivered(st);
   return info;
 }
 
@@ -1698,7 +1705,8 @@ Status RoomManager::Impl::kick_like(const Identity& who, const std::string& room
     room->members[user_id] = *target;
   }
   if (kind != KickKind::unban) {
-    I.publish(*room, cluster::Lane::critical, "/user/" + std::to_string(user_id) + "/kick", std::move(frame));
+    auto st = I.publish(*room, cluster::Lane::critical, "/user/" + std::to_string(user_id) + "/kick", std::move(frame));
+    if (!st) return I.not_delivered(st);
   }
   return ok_status();
 }

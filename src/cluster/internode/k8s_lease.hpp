@@ -20,10 +20,12 @@
 /// for an `http://` api_url (kubectl proxy, tests).
 ///
 /// Testing: the pure parts (Lease JSON parsing, request bodies, the acquire/renew/wait decision,
-/// MicroTime formatting) are unit-tested with fixed JSON, and the whole step()/fenced_check()/
-/// resign() flow is tested over plain HTTP against an in-process fake of the Lease endpoints.
-/// The HTTPS path (TLS handshake, CA and token handling) against a real Kubernetes API server is
-/// NOT tested here: no API server can be run in this environment.
+/// MicroTime formatting) are unit-tested with fixed JSON; the step()/fenced_check()/resign()
+/// flow is tested over plain HTTP against an in-process fake of the Lease endpoints; the HTTPS
+/// transport (CA and host-name verification, bearer token) against a local TLS endpoint with a
+/// throwaway certificate. It has NOT been run against a real Kubernetes API server (none can be
+/// run in this environment): RBAC (get/create/update on leases.coordination.k8s.io) and the
+/// API server's exact responses are assumed from the API reference.
 
 #include <chrono>
 #include <cstdint>

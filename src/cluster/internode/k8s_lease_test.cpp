@@ -15,6 +15,16 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
 #include "base/metrics.hpp"
 #include "net/http_server.hpp"
 #include "net/io_pool.hpp"
@@ -394,6 +404,149 @@ TEST(K8sLeaseElectorErrors, UnreachableApiAndBadUrl) {
   c.api_url = "https://127.0.0.1:1";
   c.ca_path = "/nonexistent/ca.crt";
   EXPECT_EQ(K8sLeaseElector(c).step().code(), Errc::config_invalid);
+}
+
+// ------------------------------------------------------------------------------------------
+// HTTPS: a TLS endpoint with a throwaway self-signed certificate (made with the openssl CLI)
+// that answers GET with 404 and POST with the created Lease. It checks the transport only
+// (TLS, CA and host-name verification, bearer token); the election logic is covered above.
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+class TlsLeaseEndpoint {
+ public:
+  TlsLeaseEndpoint(const std::string& cert, const std::string& key) : ctx_(asio::ssl::context::tls_server) {
+    ctx_.use_certificate_chain_file(cert);
+    ctx_.use_private_key_file(key, asio::ssl::context::pem);
+    acceptor_.open(asio::ip::tcp::v4());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    port = acceptor_.local_endpoint().port();
+    accept();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~TlsLeaseEndpoint() {
+    ioc_.stop();
+    thread_.join();
+  }
+  uint16_t port = 0;
+  std::mutex mu;
+  std::vector<std::string> requests;  // "METHOD target auth"
+
+ private:
+  struct Session {
+    beast::ssl_stream<beast::tcp_stream> stream;
+    beast::flat_buffer buf;
+    bhttp::request<bhttp::string_body> req;
+    bhttp::response<bhttp::string_body> res;
+    Session(asio::ip::tcp::socket s, asio::ssl::context& c) : stream(std::move(s), c) {}
+  };
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket sock) {
+      if (ec) return;
+      auto s = std::make_shared<Session>(std::move(sock), ctx_);
+      beast::get_lowest_layer(s->stream).expires_after(5s);
+      s->stream.async_handshake(asio::ssl::stream_base::server, [this, s](boost::system::error_code ec) {
+        if (ec) return;
+        bhttp::async_read(s->stream, s->buf, s->req, [this, s](boost::system::error_code ec, size_t) {
+          if (ec) return;
+          {
+            std::lock_guard lk(mu);
+            requests.push_back(std::string(s->req.method_string()) + " " + std::string(s->req.target()) + " " +
+                               std::string(s->req[bhttp::field::authorization]));
+          }
+          s->res.version(11);
+          s->res.set(bhttp::field::content_type, "application/json");
+          if (s->req.method() == bhttp::verb::post) {
+            auto v = json::parse(s->req.body()).as_object();
+            v["metadata"].as_object()["resourceVersion"] = "1";
+            s->res.result(201);
+            s->res.body() = json::serialize(v);
+          } else {
+            s->res.result(404);
+            s->res.body() = R"({"kind":"Status","code":404})";
+          }
+          s->res.prepare_payload();
+          bhttp::async_write(s->stream, s->res, [s](boost::system::error_code, size_t) {
+            beast::get_lowest_layer(s->stream).close();
+          });
+        });
+      });
+      accept();
+    });
+  }
+  asio::io_context ioc_{1};
+  asio::ssl::context ctx_;
+  asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+};
+
+class K8sLeaseHttps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/castmesh-k8s-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    if (!make_cert("server", "DNS:localhost,IP:127.0.0.1") || !make_cert("other", "DNS:other.example")) {
+      GTEST_SKIP() << "openssl CLI not available";
+    }
+    std::ofstream(dir_ + "/token") << "sa-token\n";
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+  bool make_cert(const std::string& name, const std::string& san) {
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                            "-subj /CN=" + name + " -addext subjectAltName=" + san + " -keyout '" + dir_ + "/" + name +
+                            ".key' -out '" + dir_ + "/" + name + ".crt' >/dev/null 2>&1";
+    return std::system(cmd.c_str()) == 0;
+  }
+  K8sLeaseConfig config(const std::string& url, const std::string& ca) {
+    K8sLeaseConfig c;
+    c.api_url = url;
+    c.ns = "default";
+    c.identity = "castmesh-0";
+    c.lease = 3000ms;
+    c.timeout = 2000ms;
+    c.ca_path = dir_ + "/" + ca + ".crt";
+    c.token_path = dir_ + "/token";
+    return c;
+  }
+  std::string dir_;
+};
+
+TEST_F(K8sLeaseHttps, VerifiesTheServerAndSendsTheToken) {
+  TlsLeaseEndpoint ep(dir_ + "/server.crt", dir_ + "/server.key");
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    K8sLeaseElector a(config("https://" + host + ":" + std::to_string(ep.port), "server"));
+    auto s = a.step();
+    ASSERT_TRUE(s.ok()) << host << ": " << s.error().message();
+    EXPECT_TRUE(a.is_leader());
+    EXPECT_EQ(a.status().epoch, 1u);
+  }
+  std::lock_guard lk(ep.mu);
+  ASSERT_EQ(ep.requests.size(), 4u);
+  EXPECT_EQ(ep.requests[0], "GET /apis/coordination.k8s.io/v1/namespaces/default/leases/castmesh-leader Bearer sa-token");
+  EXPECT_EQ(ep.requests[1], "POST /apis/coordination.k8s.io/v1/namespaces/default/leases Bearer sa-token");
+}
+
+TEST_F(K8sLeaseHttps, RefusesAnUntrustedOrMisnamedCertificate) {
+  TlsLeaseEndpoint ep(dir_ + "/server.crt", dir_ + "/server.key");
+  // Signed by a CA we do not trust.
+  K8sLeaseElector untrusted(config("https://127.0.0.1:" + std::to_string(ep.port), "other"));
+  EXPECT_EQ(untrusted.step().code(), Errc::unavailable);
+  EXPECT_FALSE(untrusted.is_leader());
+  // Trusted certificate whose names do not include the host we asked for.
+  TlsLeaseEndpoint misnamed(dir_ + "/other.crt", dir_ + "/other.key");
+  K8sLeaseElector wrong_name(config("https://127.0.0.1:" + std::to_string(misnamed.port), "other"));
+  auto s = wrong_name.step();
+  EXPECT_EQ(s.code(), Errc::unavailable);
+  EXPECT_NE(s.error().detail.find("TLS handshake"), std::string::npos) << s.error().detail;
+  std::lock_guard lk(ep.mu);
+  EXPECT_TRUE(ep.requests.empty());
 }
 
 }  // namespace
