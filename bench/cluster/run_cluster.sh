@@ -62,6 +62,7 @@ OUT=${OUT:-$BENCH_DIR/results/cluster.jsonl}
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 PG_KEY="castmesh-bench-cluster-$$"
 PG_URL=""
+PG_PID=""   # postmaster
 NODE_IDS=(a b c)
 
 [ -n "$WS_LOADGEN" ] || die "castmesh-ws-loadgen not built (ninja -C build-bench castmesh-ws-loadgen)"
@@ -107,6 +108,7 @@ start_pg() {
   if [ -n "$dir" ] && [ -f "$dir/data/postmaster.pid" ]; then
     pid=$(head -1 "$dir/data/postmaster.pid")
     taskset -a -p -c "$SERVER_CPU" "$pid" >/dev/null 2>&1 || true
+    PG_PID=$pid
   fi
   log "postgres $PG_URL"
 }
@@ -204,10 +206,23 @@ stop_nodes() {
   NODE_PIDS=()
 }
 
+pg_procs() {  # the postmaster and its children (backends of the nodes' connections)
+  [ -n "$PG_PID" ] || return 0
+  echo "$PG_PID"
+  pgrep -P "$PG_PID" 2>/dev/null || true
+}
+pg_ticks() {  # summed CPU ticks of the PIDs given
+  local p t=0
+  for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done
+  echo "$t"
+}
+
 run_loadgen() {  # run_loadgen OUTFILE LOGFILE ARGS... ; fills LG_CPU (JSON: server CPU % over the run)
-  local out=$1 logf=$2 pid c0=() c1=() t0 t1 p i
+  local out=$1 logf=$2 pid c0=() c1=() t0 t1 p i pgp
   shift 2
+  pgp=$(pg_procs | tr '\n' ' ')
   for p in "${NODE_PIDS[@]}" "$REDIS_PID"; do c0+=("$(cpu_ticks "$p")"); done
+  c0+=("$(pg_ticks $pgp)")
   t0=$(now_s)
   "${ON_CLIENT_CPU[@]}" "$WS_LOADGEN" "$@" >"$out" 2>"$logf" &
   pid=$!
@@ -216,12 +231,14 @@ run_loadgen() {  # run_loadgen OUTFILE LOGFILE ARGS... ; fills LG_CPU (JSON: ser
   forget_pid "$pid"
   t1=$(now_s)
   for p in "${NODE_PIDS[@]}" "$REDIS_PID"; do c1+=("$(cpu_ticks "$p")"); done
+  c1+=("$(pg_ticks $pgp)")
   LG_CPU=$(python3 - "$t0" "$t1" "$(getconf CLK_TCK)" "${c0[*]}" "${c1[*]}" <<'EOF'
 import json, sys
 t0, t1, hz = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 a = [int(x) for x in sys.argv[4].split()]; b = [int(x) for x in sys.argv[5].split()]
 pct = [round(100 * (y - x) / hz / (t1 - t0), 1) for x, y in zip(a, b)]
-print(json.dumps({"node_cpu_pct": pct[:-1], "redis_cpu_pct": pct[-1], "wall_s": round(t1 - t0, 1)}))
+print(json.dumps({"node_cpu_pct": pct[:-2], "redis_cpu_pct": pct[-2], "postgres_cpu_pct": pct[-1],
+                  "wall_s": round(t1 - t0, 1)}))
 EOF
 )
 }

@@ -41,9 +41,10 @@ def main():
     fan = by("fanout")
     if fan:
         print("### Fan-out: one room, members spread over 3 nodes, driver on node A\n")
-        print("| server | runs | M | local last p50 / p99 ms | cross last p50 / p99 ms | cross median receipt p50 ms "
-              "| cross first receipt p50 ms | node B / C last p99 ms | msgs/s pipelined | node CPU % A/B/C | Redis CPU % | failures |")
-        print("|---|---:|---:|---|---|---:|---:|---|---:|---|---:|---:|")
+        print("| server | runs | M | all members last p50 / p99 ms | local last p50 / p99 ms | cross last p50 / p99 ms | cross median receipt p50 ms "
+              "| cross first receipt p50 ms | node B / C last p99 ms | msgs/s pipelined | node CPU % A/B/C | Redis CPU % | PostgreSQL CPU % "
+              "| client CPU % (rounds) | failures |")
+        print("|---|---:|---:|---|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|")
         for t in targets(fan):
             g = [r for r in fan if r["target"] == t]
             loc = [r.get("local", {}) for r in g]
@@ -53,13 +54,16 @@ def main():
             fails = sum(r.get("connect_failures", 0) + r.get("disconnects", 0) + r.get("rounds_incomplete", 0) for r in g)
             cpu = [med([r["node_cpu_pct"][i] for r in g if r.get("node_cpu_pct")]) for i in range(3)]
             print(f"| {t} | {len(g)} | {g[0].get('members', 0):,} "
+                  f"| {fmt(med([r.get('last_ms_p50') for r in g]))} / {fmt(med([r.get('last_ms_p99') for r in g]))} "
                   f"| {fmt(med([x.get('last_ms_p50') for x in loc]))} / {fmt(med([x.get('last_ms_p99') for x in loc]))} "
                   f"| **{fmt(med([x.get('last_ms_p50') for x in cr]))} / {fmt(med([x.get('last_ms_p99') for x in cr]))}** "
                   f"| {fmt(med([x.get('median_receipt_ms_p50') for x in cr]))} "
                   f"| {fmt(med([x.get('first_ms_p50') for x in cr]))} "
                   f"| {fmt(med([x.get('last_ms_p99') for x in gb]))} / {fmt(med([x.get('last_ms_p99') for x in gc]))} "
                   f"| {fmt(med([r.get('tp_msgs_per_sec') for r in g]))} "
-                  f"| {' / '.join(fmt(c, 0) for c in cpu)} | {fmt(med([r.get('redis_cpu_pct') for r in g]))} | {fails} |")
+                  f"| {' / '.join(fmt(c, 0) for c in cpu)} | {fmt(med([r.get('redis_cpu_pct') for r in g]))} "
+                  f"| {fmt(med([r.get('postgres_cpu_pct') for r in g]) if t == 'castmesh' else None)} "
+                  f"| {fmt(med([r.get('latency_phase_client_cpu_pct') for r in g]))} | {fails} |")
         print()
         print("Per run, cross-node last-receipt p99 ms: " + "; ".join(
             f"{t}: {runs([r.get('cross', {}).get('last_ms_p99') for r in fan if r['target'] == t])}" for t in targets(fan)))
@@ -69,15 +73,17 @@ def main():
     if ev:
         print("### Events per second through Redis (3 members, one per node, pipelined seeks)\n")
         print("| server | runs | events/s delivered to all 3 nodes (median) | runs | Redis PUBLISH per event | "
-              "Redis CPU % | node CPU % A/B/C |")
-        print("|---|---:|---:|---|---:|---:|---|")
+              "Redis CPU % | PostgreSQL CPU % | node CPU % A/B/C |")
+        print("|---|---:|---:|---|---:|---:|---:|---|")
         for t in targets(ev):
             g = [r for r in ev if r["target"] == t]
             eps = [r.get("tp_events_per_sec") for r in g]
             ppe = [r["redis_calls"]["publish"] / r["tp_seeks"] for r in g if r.get("redis_calls") and r.get("tp_seeks")]
             cpu = [med([r["node_cpu_pct"][i] for r in g if r.get("node_cpu_pct")]) for i in range(3)]
             print(f"| {t} | {len(g)} | **{fmt(med(eps))}** | {runs(eps)} | {fmt(med(ppe), 2)} "
-                  f"| {fmt(med([r.get('redis_cpu_pct') for r in g]))} | {' / '.join(fmt(c, 0) for c in cpu)} |")
+                  f"| {fmt(med([r.get('redis_cpu_pct') for r in g]))} "
+                  f"| {fmt(med([r.get('postgres_cpu_pct') for r in g]) if t == 'castmesh' else None)} "
+                  f"| {' / '.join(fmt(c, 0) for c in cpu)} |")
         print()
 
     bus = by("bus")
