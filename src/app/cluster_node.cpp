@@ -163,7 +163,11 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net:
   auto secret = load_cluster_secret(cc);
   if (!secret) return secret.error();
   impl->secret = std::move(*secret);
-  impl->node_id = cc.node_id.empty() ? derive_node_id() : cc.node_id;
+  // In Kubernetes the pod name is the natural node id (and the Lease holder identity).
+  const std::string pod = env_or_empty("POD_NAME");
+  impl->node_id = !cc.node_id.empty()              ? cc.node_id
+                  : cluster::valid_node_id(pod)    ? pod
+                                                   : derive_node_id();
   auto url = cluster::redis::parse_redis_url(cfg.redis.url);
   if (!url) return Error{Errc::config_invalid, "redis.url: " + url.error().message()};
   auto listen = cluster::parse_host_port(cc.listen);
@@ -239,10 +243,10 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net:
     cluster::internode::K8sLeaseConfig kc;
     kc.api_url = cc.k8s_api_url;
     kc.ns = env_or_empty("POD_NAMESPACE");
-    kc.identity = env_or_empty("POD_NAME");
-    if (kc.ns.empty() || kc.identity.empty()) {
+    kc.identity = impl->node_id;  // the Lease holder is shown as the leader's node id
+    if (kc.ns.empty()) {
       return Error{Errc::config_invalid,
-                   "cluster.leader_election_mode: k8s_lease needs the environment variables POD_NAME and POD_NAMESPACE"};
+                   "cluster.leader_election_mode: k8s_lease needs the environment variable POD_NAMESPACE"};
     }
     kc.lease = mc.lease;
     deps.elector = std::make_unique<cluster::internode::K8sLeaseElector>(kc);

@@ -44,7 +44,8 @@ class ClusterNode {
  public:
   /// Builds the parts from `cfg` (cluster.enabled must be true). Nothing is started.
   /// Errors: Errc::config_invalid naming the key (secret, redis.url, cluster.listen, missing
-  /// HEADLESS_SERVICE_NAME / POD_NAMESPACE for k8s_dns, POD_NAME / POD_NAMESPACE for k8s_lease).
+  /// HEADLESS_SERVICE_NAME / POD_NAMESPACE for k8s_dns, POD_NAMESPACE for k8s_lease). The node id is
+  /// cluster.node_id, else $POD_NAME when it is a valid id, else derive_node_id().
   static Result<std::unique_ptr<ClusterNode>> create(const Config& cfg, net::IoPool& pool, Metrics& metrics);
   ~ClusterNode();
   ClusterNode(const ClusterNode&) = delete;

@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/cluster_config.hpp"
+
 namespace castmesh::cluster::internode {
 
 inline constexpr std::string_view kHeaderNode = "X-Castmesh-Node";
@@ -36,8 +38,8 @@ inline constexpr std::string_view kHeaderSignature = "X-Castmesh-Signature";
 /// Signature.
 using SignedHeaders = std::vector<std::pair<std::string, std::string>>;
 
-/// True when `id` matches [A-Za-z0-9._-]{1,64} (the node id charset of the cluster).
-bool valid_node_id(std::string_view id) noexcept;
+/// True when `id` matches [A-Za-z0-9._-]{1,64} (cluster/cluster_config.hpp).
+using cluster::valid_node_id;
 
 /// Lowercase hex of SHA-256(data) (64 characters).
 std::string sha256_hex(std::string_view data);

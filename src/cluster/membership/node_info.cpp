@@ -48,16 +48,6 @@ const char* state_name(NodeState s) noexcept {
   return "unknown";
 }
 
-bool valid_node_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 json::object load_to_json(const Load& load) {
   json::object o;
   o["connections"] = load.connections;

@@ -10,6 +10,7 @@
 #include <boost/json/object.hpp>
 
 #include "base/result.hpp"
+#include "cluster/cluster_config.hpp"
 
 namespace castmesh::cluster::membership {
 
@@ -42,8 +43,8 @@ enum class NodeState : uint8_t { alive = 0, suspect = 1, offline = 2 };
 /// "alive" | "suspect" | "offline".
 const char* state_name(NodeState s) noexcept;
 
-/// True when `id` matches [A-Za-z0-9._-]{1,64}.
-bool valid_node_id(std::string_view id) noexcept;
+/// True when `id` matches [A-Za-z0-9._-]{1,64} (cluster/cluster_config.hpp).
+using cluster::valid_node_id;
 
 /// {"connections":N,"rooms":N,"streams":N}.
 boost::json::object load_to_json(const Load& load);
