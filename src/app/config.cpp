@@ -462,7 +462,7 @@ const std::vector<Key>& keys() {
       flag<In<&Config::cluster, &ClusterConfig::enabled>>("cluster.enabled",
           "Cluster mode: needs redis.url, a postgres:// database.url and server.cluster_secret(_file)."),
       text<In<&Config::cluster, &ClusterConfig::node_id>>("cluster.node_id", false,
-          "This node's id, [A-Za-z0-9._-]{1,64} (empty = host name + random suffix)."),
+          "This node's id, [A-Za-z0-9._-]{1,64} (empty = $POD_NAME when set, else host name + random suffix)."),
       text<In<&Config::cluster, &ClusterConfig::advertise_addr>>("cluster.advertise_addr", false,
           "host:port where other nodes reach this node's inter-node API (empty = host name + cluster.listen port)."),
       text<In<&Config::cluster, &ClusterConfig::node_group>>("cluster.node_group", true,
