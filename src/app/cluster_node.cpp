@@ -137,6 +137,7 @@ struct ClusterNode::Impl {
   std::unique_ptr<cluster::internode::InternodeServer> server;
   std::unique_ptr<ms::Membership> membership;
   std::function<void(const std::string&)> offline;
+  std::function<void(const std::string&)> back;
   std::function<void()> bus_up;
   std::function<void()> leader_task;
   std::function<ms::Load()> load;
@@ -270,6 +271,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net:
 cluster::EventBus& ClusterNode::bus() { return *impl_->bus; }
 const std::string& ClusterNode::node_id() const { return impl_->node_id; }
 void ClusterNode::on_node_offline(std::function<void(const std::string&)> f) { impl_->offline = std::move(f); }
+void ClusterNode::on_node_back(std::function<void(const std::string&)> f) { impl_->back = std::move(f); }
 void ClusterNode::on_bus_reconnected(std::function<void()> f) { impl_->bus_up = std::move(f); }
 void ClusterNode::set_leader_task(std::function<void()> t) { impl_->leader_task = std::move(t); }
 void ClusterNode::set_load(std::function<ms::Load()> f) { impl_->load = std::move(f); }
@@ -294,8 +296,9 @@ Status ClusterNode::start() {
   spdlog::info("cluster: node {} ({}), inter-node API on {}:{}, discovery {}", d.node_id, d.cfg.cluster.node_group,
                d.listen.host, d.server->port(), ms::discovery_name(d.membership->config().mode));
   d.membership->on_state_change([raw = impl_.get()](const std::string& id, ms::NodeState from, ms::NodeState to) {
-    (void)from;  // Membership logs every transition itself
+    // Membership logs every transition itself.
     if (to == ms::NodeState::offline && raw->offline) raw->offline(id);
+    if (from == ms::NodeState::offline && to == ms::NodeState::alive && raw->back) raw->back(id);
   });
   d.membership->set_leader_task([raw = impl_.get()] {
     if (raw->leader_task) raw->leader_task();

@@ -60,6 +60,8 @@ class ClusterNode {
   /// block long). `leader_task()`: global work, run by the leader only, after a fencing check,
   /// every heartbeat interval (loop thread). `load()`: this node's load for heartbeats.
   void on_node_offline(std::function<void(const std::string&)> offline);
+  /// `back(node_id)`: a peer that was offline is alive again (loop thread).
+  void on_node_back(std::function<void(const std::string&)> back);
   void on_bus_reconnected(std::function<void()> bus_up);
   void set_leader_task(std::function<void()> task);
   void set_load(std::function<cluster::membership::Load()> load);

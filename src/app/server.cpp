@@ -218,6 +218,8 @@ struct Server::Impl {
     if (!cluster_node) return ok_status();
     // A node gone offline: its members leave every room's presence ("sessions invalidated").
     cluster_node->on_node_offline([this](const std::string& id) { rooms->drop_node(id); });
+    // A node back (also a new one): presence shares are exchanged again.
+    cluster_node->on_node_back([this](const std::string&) { rooms->exchange_presence(); });
     // Back from a Redis outage: re-read the rooms from the database (off the bus thread).
     cluster_node->on_bus_reconnected([this] { asio::post(pool.next(), [this] { rooms->resync(); }); });
     // Global work runs on the leader only.

@@ -1308,6 +1308,16 @@ void RoomManager::resync() {
       }
     }
   }
+  exchange_presence();
+}
+
+void RoomManager::exchange_presence() {
+  auto& I = *impl_;
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    std::lock_guard lk(I.rooms_mu);
+    for (auto& [id, r] : I.rooms) rooms.push_back(r);
+  }
   for (auto& r : rooms) {
     I.request_presence_share(r);
     (void)I.bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + r->id + "/presence_query",

@@ -304,6 +304,10 @@ class RoomManager {
   /// are exchanged again. Rooms whose reads fail keep their cached data (logged). Thread-safe.
   void resync();
 
+  /// Every node re-sends its presence share of every room loaded here (this node's share goes
+  /// out with the next flush_presence). Used when a node comes back. Thread-safe.
+  void exchange_presence();
+
   /// Distinct users connected to `room_id` on any node (this node's connections plus the
   /// presence shares other nodes published).
   int64_t online_count(const std::string& room_id) const;
