@@ -264,6 +264,7 @@ void RedisEventBus::publisher_main() {
   bool reported_down = false;
   int head_failures = 0;
   std::optional<Clock::time_point> drain_deadline;
+  bool drain_connect_failed = false;
   std::vector<Queued> batch;
   std::vector<std::vector<std::string>> commands;
 
@@ -272,10 +273,12 @@ void RedisEventBus::publisher_main() {
     size_t n_critical = 0;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [this] { return stopping_ || !queues_[0].empty() || !queues_[1].empty(); });
+      // Connects eagerly (no event needed), so that stop() can flush at once.
+      cv_.wait(lk, [&] { return stopping_ || !conn || !queues_[0].empty() || !queues_[1].empty(); });
       if (stopping_) {
         if (!drain_deadline) drain_deadline = Clock::now() + config_.drain_timeout;
-        if ((queues_[0].empty() && queues_[1].empty()) || !conn || Clock::now() >= *drain_deadline) {
+        if ((queues_[0].empty() && queues_[1].empty()) || (!conn && drain_connect_failed) ||
+            Clock::now() >= *drain_deadline) {
           size_t left = queues_[0].size() + queues_[1].size();
           if (left > 0) spdlog::warn("cluster: event bus stopped with {} events not sent to Redis", left);
           return;
@@ -295,6 +298,7 @@ void RedisEventBus::publisher_main() {
     if (!conn) {
       auto c = RedisConnection::connect(config_.url, config_.io_timeout);
       if (!c) {
+        drain_connect_failed = stop_requested_.load();
         if (!reported_down) {
           spdlog::warn("cluster: event publisher cannot reach Redis ({}); events are queued", c.error().message());
           reported_down = true;
@@ -312,6 +316,7 @@ void RedisEventBus::publisher_main() {
       }
     }
 
+    if (batch.empty()) continue;
     commands.clear();
     for (const auto& q : batch) {
       commands.push_back({"EVALSHA", script.sha1(), "1", stream_key_, maxlen, channel_,

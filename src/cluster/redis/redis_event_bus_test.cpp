@@ -325,6 +325,41 @@ TEST(RedisEventBus, TopicPrefixAndOwnEventsNotRepeated) {
   }
 }
 
+TEST(RedisEventBus, PublishesAgainAfterScriptFlush) {
+  auto url = test::test_redis_url();
+  auto raw = test::connect_test_redis();
+  ASSERT_TRUE(url && raw);
+  const std::string prefix = test::unique_prefix("bus");
+  RedisEventBus a(bus_config(*url, prefix, "a"));
+  RedisEventBus b(bus_config(*url, prefix, "b"));
+  Collector got;
+  auto sub = b.subscribe("", got.handler());
+  start_linked({&a, &b});
+  auto expected = publish_mixed(a, 10);
+  ASSERT_TRUE(got.wait_count(10));
+  ASSERT_TRUE(raw->command({"SCRIPT", "FLUSH"}).ok());  // the publisher's EVALSHA gets NOSCRIPT
+  auto more = publish_mixed(a, 10, 10);
+  for (auto& [lane, v] : more) expected[lane].insert(expected[lane].end(), v.begin(), v.end());
+  ASSERT_TRUE(got.wait_count(20));
+  EXPECT_EQ(by_lane(got.events(), "a"), expected);
+  EXPECT_EQ(a.metrics().dropped_total[0].load() + a.metrics().dropped_total[1].load(), 0u);
+}
+
+TEST(RedisEventBus, StopFlushesQueuedEvents) {
+  auto url = test::test_redis_url();
+  ASSERT_TRUE(url);
+  const std::string prefix = test::unique_prefix("bus");
+  auto a = std::make_unique<RedisEventBus>(bus_config(*url, prefix, "a"));
+  RedisEventBus b(bus_config(*url, prefix, "b"));
+  Collector got;
+  auto sub = b.subscribe("", got.handler());
+  start_linked({a.get(), &b});
+  auto expected = publish_mixed(*a, 2000);
+  a.reset();  // stop(): drains what is still queued
+  ASSERT_TRUE(got.wait_count(2000)) << got.size();
+  EXPECT_EQ(by_lane(got.events(), "a"), expected);
+}
+
 // Lists the ids of the clients named "{prefix}:{node}:events-{role}".
 std::vector<std::string> client_ids(RedisConnection& c, const std::string& name) {
   std::vector<std::string> ids;
