@@ -318,7 +318,7 @@ run_bus() {  # run_bus castmesh|peer REP
     log "bus rep $rep: bench/peer/bus_bench.js, $BUS_N room broadcasts of $PAYLOAD_BYTES B (Socket.IO Redis adapter a -> b)"
     "${ON_CLIENT_CPU[@]}" "$NODE" "$BENCH_DIR/peer/bus_bench.js" sub "$REDIS_URL" "$BUS_N" "$PAYLOAD_BYTES" >"$dir/sub.out" 2>"$dir/sub.log" &
     sub=$!; BENCH_PIDS+=("$sub")
-    for i in $(seq 200); do grep -q ready "$dir/sub.out" && break; sleep 0.05; done
+    for i in $(seq 200); do grep -qs ready "$dir/sub.out" && break; sleep 0.05; done
     c0=$(cpu_ticks "$REDIS_PID"); t0=$(now_s)
     "${ON_CLIENT_CPU[@]}" "$NODE" "$BENCH_DIR/peer/bus_bench.js" pub "$REDIS_URL" "$BUS_N" "$PAYLOAD_BYTES" >"$dir/pub.out" 2>"$dir/pub.log" &
     pid=$!; BENCH_PIDS+=("$pid"); wait "$pid" || true; forget_pid "$pid"
@@ -351,8 +351,8 @@ run_ceiling() {  # REP: redis-benchmark PUBLISH with one subscriber, 1 connectio
   stop_pid "$REDIS_PID"; forget_pid "$REDIS_PID"
 }
 
-emit "{}" "$(printf '{"test":"machine","machine":%s,"targets":"%s","m":%d,"rounds":%d,"heartbeat_interval_s":%s}' \
-  "$(machine_info)" "$TARGETS" "$M" "$ROUNDS" "$HB_S")" >/dev/null
+emit "{}" "$(printf '{"test":"machine","machine":%s,"targets":"%s","tests":"%s","m":%d,"rounds":%d,"heartbeat_interval_s":%s,"server_cpu":"%s","client_cpu":"%s"}' \
+  "$(machine_info)" "$TARGETS" "$TESTS" "$M" "$ROUNDS" "$HB_S" "$SERVER_CPU" "$CLIENT_CPU")" >/dev/null
 if [[ " $TESTS " =~ \ (fanout|events|detect|hang)\  ]] && [[ " $TARGETS " == *" castmesh "* ]]; then
   start_pg
 fi
