@@ -143,7 +143,9 @@ inline constexpr std::array<QueryText, static_cast<std::size_t>(Q::kCount)> kQue
      "INSERT INTO room_states (" CASTMESH_STATE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
      " ON CONFLICT (room_id) DO UPDATE SET item_id = excluded.item_id,"
      " position_s = excluded.position_s, rate = excluded.rate, playing = excluded.playing,"
-     " updated_at_ms = excluded.updated_at_ms, version = excluded.version"},
+     " updated_at_ms = excluded.updated_at_ms, version = excluded.version"
+     // Several nodes write one room's state: a stored version never goes back.
+     " WHERE room_states.version <= excluded.version"},
     {"state_get", "SELECT " CASTMESH_STATE_COLS " FROM room_states WHERE room_id = $1"},
 }};
 

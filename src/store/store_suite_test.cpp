@@ -578,6 +578,15 @@ TEST_P(StoreSuite, RoomStateSaveAndOverwrite) {
   EXPECT_EQ(got->position_s, 0.1 + 0.2);
   EXPECT_EQ(got->version, 43u);
 
+  // A late write of an older version (another node) is ignored.
+  RoomState older = s;
+  older.version = 41;
+  older.position_s = 99;
+  ASSERT_TRUE(db().save_room_state(older).ok());
+  got = db().room_state("st");
+  EXPECT_EQ(got->version, 43u);
+  EXPECT_EQ(got->position_s, 0.1 + 0.2);
+
   RoomState orphan = s;
   orphan.room_id = "missing";
   EXPECT_EQ(db().save_room_state(orphan).code(), Errc::not_found);
