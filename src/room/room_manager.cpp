@@ -195,6 +195,15 @@ struct RoomManager::Impl {
 
   int64_t now() const { return now_fn(); }
 
+  /// Every room loaded on this node (a snapshot).
+  std::vector<std::shared_ptr<Room>> loaded_rooms() const {
+    std::vector<std::shared_ptr<Room>> out;
+    std::lock_guard lk(rooms_mu);
+    out.reserve(rooms.size());
+    for (const auto& [id, r] : rooms) out.push_back(r);
+    return out;
+  }
+
   std::shared_ptr<Room> find(const std::string& id) const {
     std::lock_guard lk(rooms_mu);
     auto it = rooms.find(id);
@@ -783,11 +792,7 @@ Status RoomManager::check_access(const std::string& room_id, const Identity& who
 }
 
 RoomManager::Stats RoomManager::stats() const {
-  std::vector<std::shared_ptr<Room>> rooms;
-  {
-    std::lock_guard lk(impl_->rooms_mu);
-    for (auto& [id, r] : impl_->rooms) rooms.push_back(r);
-  }
+  const auto rooms = impl_->loaded_rooms();
   Stats s;
   s.rooms_loaded = static_cast<int64_t>(rooms.size());
   for (auto& r : rooms) {
@@ -921,11 +926,7 @@ void RoomManager::flush_presence() {
 }
 
 void RoomManager::stop() {
-  std::vector<std::shared_ptr<Room>> rooms;
-  {
-    std::lock_guard lk(impl_->rooms_mu);
-    for (auto& [id, r] : impl_->rooms) rooms.push_back(r);
-  }
+  const auto rooms = impl_->loaded_rooms();
   for (auto& r : rooms) {
     std::lock_guard lk(r->mu);
     for (auto& [id, c] : r->conns) c.conn->close(kCloseGoingAway, "server shutting down");
@@ -1256,11 +1257,7 @@ RoomInfo room_info(const store::Room& row, const std::string& creator, int64_t o
 
 void RoomManager::drop_node(const std::string& node_id) {
   auto& I = *impl_;
-  std::vector<std::shared_ptr<Room>> rooms;
-  {
-    std::lock_guard lk(I.rooms_mu);
-    for (auto& [id, r] : I.rooms) rooms.push_back(r);
-  }
+  const auto rooms = I.loaded_rooms();
   for (auto& r : rooms) {
     std::lock_guard lk(r->mu);
     if (r->remote_presence.erase(node_id) == 0 || r->conns.empty()) continue;
@@ -1271,11 +1268,7 @@ void RoomManager::drop_node(const std::string& node_id) {
 
 void RoomManager::resync() {
   auto& I = *impl_;
-  std::vector<std::shared_ptr<Room>> rooms;
-  {
-    std::lock_guard lk(I.rooms_mu);
-    for (auto& [id, r] : I.rooms) rooms.push_back(r);
-  }
+  const auto rooms = I.loaded_rooms();
   for (auto& r : rooms) {
     std::lock_guard op(r->op_mu);
     auto row = I.store.room_by_id(r->id);
@@ -1313,11 +1306,7 @@ void RoomManager::resync() {
 
 void RoomManager::exchange_presence() {
   auto& I = *impl_;
-  std::vector<std::shared_ptr<Room>> rooms;
-  {
-    std::lock_guard lk(I.rooms_mu);
-    for (auto& [id, r] : I.rooms) rooms.push_back(r);
-  }
+  const auto rooms = I.loaded_rooms();
   for (auto& r : rooms) {
     I.request_presence_share(r);
     (void)I.bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + r->id + "/presence_query",
