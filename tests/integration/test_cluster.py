@@ -626,9 +626,18 @@ class ClusterRoomsTest(ClusterTestBase):
 
 # ================================================================================================
 class RedisOutageTest(ClusterTestBase):
-    """Redis SIGKILLed for 10 s and restarted empty on the same port."""
+    """Redis SIGKILLed for 10 s and restarted empty on the same port; Redis hung (SIGSTOP).
+    Node B's critical event queue holds 2 events, so member changes on B during the outage
+    soon answer 503 (the documented "saved, retry" case)."""
 
     OUTAGE_SECS = 10
+
+    @classmethod
+    def setUpCluster(cls):
+        cls.nodes = [cls.cluster.add("node-a"),
+                     cls.cluster.add("node-b", extra_env={"CASTMESH_CLUSTER__CRITICAL_CHANNEL_CAPACITY": 2}),
+                     cls.cluster.add("node-c")]
+        cls.cluster.wait_all_alive(timeout=20)
 
     def test_outage_and_recovery(self):
         a, b, c = self.nodes
@@ -689,6 +698,17 @@ class RedisOutageTest(ClusterTestBase):
                     probes["new WS on C"] = e.status
                 probes["GET /api/v1/cluster/nodes on C"] = c.get("/api/v1/cluster/nodes")[0]
                 probes["GET /readyz on C"] = c.get("/readyz")[0]
+            if i == 5:
+                # Member changes on B until its critical queue (2 events) is full: then 503.
+                patch = []
+                for _ in range(6):
+                    st, _, doc = api_b.call("PATCH", "/rooms/%s/members/%s" % (rid, bob["id"]),
+                                            {"grant": ["manage_live"]}, ta)
+                    patch.append(st)
+                    if st == 503:
+                        self.assertIn("error", doc, doc)
+                        break
+                probes["PATCH member on B, repeated"] = patch
             i += 1
             time.sleep(0.4)
         left = self.OUTAGE_SECS - (time.monotonic() - t_down)
@@ -702,6 +722,9 @@ class RedisOutageTest(ClusterTestBase):
                "state/error frames during the outage: %s" % outage_msgs)
         for col in cols:
             self.assertFalse(col.closed, "%s closed during the Redis outage" % col.label)
+        patch = probes["PATCH member on B, repeated"]
+        self.assertEqual(patch[-1], 503, "member changes on B with its critical queue full: %s" % patch)
+        self.assertTrue(all(st == 200 for st in patch[:-1]), patch)
 
         self.redis.start()
         t_up = time.monotonic()
@@ -763,6 +786,9 @@ class RedisOutageTest(ClusterTestBase):
             col.wait_type("chat", mk[col.label], 5, pred=lambda m: m["message"]["text"] == "after the outage")
         self.cluster.wait_all_alive(timeout=15)
         wait_for(lambda: len(self.cluster.leaders()) == 1, 2 * LEASE + 2, 0.1, "one leader after the outage")
+        # Member changes through B work again.
+        self.assertEqual(api_b.call("PATCH", "/rooms/%s/members/%s" % (rid, bob["id"]),
+                                    {"grant": ["manage_live"]}, ta)[0], 200)
 
 
     def test_hung_redis(self):
@@ -903,7 +929,7 @@ class FailoverTest(ClusterTestBase):
                 o, victim.node_id, (t_sus or t_s) - t_kill, t_off - t_kill, HB,
                 "" if t_off_state else " [never reported 'offline': removed from the list]"))
             self.assertIsNotNone(t_sus, "%s never reported %s suspect" % (o, victim.node_id))
-            self.assertGreaterEqual(t_sus - t_kill, HB - 0.06, o)
+            self.assertGreaterEqual(t_sus - t_kill, HB - 0.1, o)
             self.assertLessEqual(t_sus - t_kill, 3 * HB + 1, o)
             self.assertIsNotNone(t_off_state, "%s never reported %s offline" % (o, victim.node_id))
             self.assertLessEqual(t_off - t_kill, 3 * HB + 1, o)
@@ -1030,7 +1056,7 @@ class DiscoveryTest(unittest.TestCase):
         for o in observers:
             self.assertIn((o.node_id, "suspect"), seen, seen)
             self.assertIn((o.node_id, "offline"), seen, seen)
-            self.assertGreaterEqual(seen[(o.node_id, "suspect")], HB - 0.06, seen)
+            self.assertGreaterEqual(seen[(o.node_id, "suspect")], HB - 0.1, seen)
             self.assertLessEqual(seen[(o.node_id, "offline")], 3 * HB + 1, seen)
 
     def test_k8s_dns(self):
