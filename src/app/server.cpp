@@ -228,6 +228,8 @@ struct Server::Impl {
       last_session_purge_ms = mono_ms();
       if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
         spdlog::info("auth: removed {} expired sessions (leader)", *n);
+      if (auto n = accounts->purge_idle_guests(); n && *n > 0)
+        spdlog::info("rooms: removed {} idle guest users (leader)", *n);
     });
     cluster_node->set_load([this] { return load(); });
     return cluster_node->start();
@@ -249,6 +251,8 @@ struct Server::Impl {
               last_session_purge_ms = mono_ms();
               if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
                 spdlog::info("auth: removed {} expired sessions", *n);
+              if (auto n = accounts->purge_idle_guests(); n && *n > 0)
+                spdlog::info("rooms: removed {} idle guest users", *n);
             }
           }
         },

@@ -209,4 +209,9 @@ bool Accounts::allow_attempt(std::string_view client, int64_t* retry_after_ms) {
 
 Result<int64_t> Accounts::purge_expired_sessions() { return store_.delete_expired_sessions(wall_()); }
 
+Result<int64_t> Accounts::purge_idle_guests() {
+  const int64_t now = wall_();
+  return store_.delete_idle_guests(now - 3'600'000, now);
+}
+
 }  // namespace castmesh::auth

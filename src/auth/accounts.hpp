@@ -96,6 +96,9 @@ class Accounts {
 
   /// Deletes sessions that expired before now; returns how many (call it periodically).
   Result<int64_t> purge_expired_sessions();
+  /// Deletes guest users older than an hour that no longer have a valid session (their room
+  /// memberships go with them); returns how many. Errors as the Store's.
+  Result<int64_t> purge_idle_guests();
 
   /// Opens a session for an existing user (e.g. a room guest created by room::RoomManager).
   /// Errors: those of store::Store::create_session.

@@ -23,6 +23,7 @@ enum class Q : std::size_t {
   session_by_hash,
   session_delete,
   session_delete_expired,
+  user_delete_idle_guests,
   room_insert,
   room_by_id,
   room_by_key,
@@ -89,6 +90,9 @@ inline constexpr std::array<QueryText, static_cast<std::size_t>(Q::kCount)> kQue
     {"session_by_hash", "SELECT " CASTMESH_SESSION_COLS " FROM sessions WHERE token_hash = $1"},
     {"session_delete", "DELETE FROM sessions WHERE token_hash = $1"},
     {"session_delete_expired", "DELETE FROM sessions WHERE expires_at_ms <= $1"},
+    {"user_delete_idle_guests",
+     "DELETE FROM users WHERE role = 'guest' AND created_at_ms <= $1 AND NOT EXISTS"
+     " (SELECT 1 FROM sessions WHERE sessions.user_id = users.id AND sessions.expires_at_ms > $2)"},
 
     {"room_insert",
      "INSERT INTO rooms (id, name, creator_id, password_hash, allow_guests, settings_json,"

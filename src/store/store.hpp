@@ -119,6 +119,9 @@ class Store {
   virtual Status delete_session(const std::string& token_hash) = 0;  ///< not_found if absent
   /// Removes sessions with expires_at_ms <= now_ms; returns the number removed.
   virtual Result<int64_t> delete_expired_sessions(int64_t now_ms) = 0;
+  /// Removes guest users (role kRoleGuest) created at or before `created_before_ms` that have
+  /// no session valid at `now_ms`, with their memberships; returns the number removed.
+  virtual Result<int64_t> delete_idle_guests(int64_t created_before_ms, int64_t now_ms) = 0;
 
   // rooms
   /// Conflict on id or on a non-empty publish_key already used; not_found for an unknown

@@ -267,6 +267,51 @@ TEST_P(StoreSuite, SessionsLifecycleAndExpiry) {
 
 // ---- rooms ----
 
+TEST_P(StoreSuite, IdleGuestsAreDeletedWithTheirMemberships) {
+  User owner = make_user("owner");
+  Room r = make_room("guestroom", owner.id);
+  auto guest = [&](const std::string& name, int64_t created) {
+    User u;
+    u.username = name;
+    u.role = kRoleGuest;
+    u.created_at_ms = created;
+    auto out = db().create_user(u);
+    EXPECT_TRUE(out.ok()) << out.error().message();
+    Member m;
+    m.room_id = r.id;
+    m.user_id = out->id;
+    m.role = "guest";
+    EXPECT_TRUE(db().upsert_member(m).ok());
+    return *out;
+  };
+  User idle = guest("idle#0001", 100);
+  User active = guest("active#0002", 100);
+  User fresh = guest("fresh#0003", 5000);
+  Session s;
+  s.token_hash = "active-session";
+  s.user_id = active.id;
+  s.created_at_ms = 100;
+  s.expires_at_ms = 10'000;
+  ASSERT_TRUE(db().create_session(s).ok());
+  Session old = s;
+  old.token_hash = "idle-expired";
+  old.user_id = idle.id;
+  old.expires_at_ms = 500;
+  ASSERT_TRUE(db().create_session(old).ok());
+
+  // created at or before 1000, no session valid at 2000: only `idle`; users are never touched.
+  auto removed = db().delete_idle_guests(1000, 2000);
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_EQ(db().user_by_id(idle.id).code(), Errc::not_found);
+  EXPECT_EQ(db().member(r.id, idle.id).code(), Errc::not_found);
+  EXPECT_TRUE(db().user_by_id(active.id).ok());
+  EXPECT_TRUE(db().member(r.id, active.id).ok());
+  EXPECT_TRUE(db().user_by_id(fresh.id).ok());
+  EXPECT_TRUE(db().user_by_id(owner.id).ok());
+  EXPECT_EQ(*db().delete_idle_guests(1000, 2000), 0);
+}
+
 TEST_P(StoreSuite, RoomsRoundTripAndUpdate) {
   User u = make_user("erin");
   Room r;

@@ -43,6 +43,7 @@ class FlakyStore final : public store::Store {
   CASTMESH_FLAKY(Result<store::Session>, session_by_token_hash, (const std::string& h), (h))
   CASTMESH_FLAKY(Status, delete_session, (const std::string& h), (h))
   CASTMESH_FLAKY(Result<int64_t>, delete_expired_sessions, (int64_t now), (now))
+  CASTMESH_FLAKY(Result<int64_t>, delete_idle_guests, (int64_t before, int64_t now), (before, now))
   CASTMESH_FLAKY(Result<store::Room>, create_room, (const store::Room& r), (r))
   CASTMESH_FLAKY(Result<store::Room>, room_by_id, (const std::string& id), (id))
   CASTMESH_FLAKY(Result<store::Room>, room_by_publish_key, (const std::string& k), (k))

@@ -404,6 +404,13 @@ Result<int64_t> PostgresStore::delete_expired_sessions(int64_t now_ms) {
   });
 }
 
+Result<int64_t> PostgresStore::delete_idle_guests(int64_t created_before_ms, int64_t now_ms) {
+  return impl_->run("delete idle guests", [&](pqxx::work& w) -> Result<int64_t> {
+    return static_cast<int64_t>(
+        w.exec_prepared(name_of(Q::user_delete_idle_guests), created_before_ms, now_ms).affected_rows());
+  });
+}
+
 // ---- rooms ----
 
 Result<Room> PostgresStore::create_room(const Room& r) {

@@ -46,6 +46,7 @@ class PostgresStore final : public Store {
   Result<Session> session_by_token_hash(const std::string& token_hash) override;
   Status delete_session(const std::string& token_hash) override;
   Result<int64_t> delete_expired_sessions(int64_t now_ms) override;
+  Result<int64_t> delete_idle_guests(int64_t created_before_ms, int64_t now_ms) override;
 
   Result<Room> create_room(const Room& r) override;
   Result<Room> room_by_id(const std::string& id) override;

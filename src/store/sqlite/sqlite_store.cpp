@@ -427,6 +427,14 @@ Result<int64_t> SqliteStore::delete_expired_sessions(int64_t now_ms) {
   return q.run("delete expired sessions");
 }
 
+Result<int64_t> SqliteStore::delete_idle_guests(int64_t created_before_ms, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  Stmt q(*this, Q::user_delete_idle_guests);
+  q.i64(created_before_ms);
+  q.i64(now_ms);
+  return q.run("delete idle guests");
+}
+
 // ---- rooms ----
 
 Result<Room> SqliteStore::create_room(const Room& r) {
