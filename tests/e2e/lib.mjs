@@ -1,6 +1,7 @@
 // Shared helpers for the browser tests: test media and its server, headless Chromium, the
 // HTTP API, screenshots.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -157,4 +158,63 @@ export const ARTIFACTS = process.env.CASTMESH_E2E_ARTIFACTS ?? join(here, 'artif
 export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/// The room state as the page's client holds it (window.__castmesh.state()).
+export const roomState = (page) => page.evaluate(() => window.__castmesh.state());
+
+/// The page's <video>: { t, paused, rate, ready } or null.
+export const videoOf = (page) =>
+  page.evaluate(() => {
+    const v = window.__castmesh.player;
+    return v ? { t: v.currentTime, paused: v.paused, rate: v.playbackRate, ready: v.readyState } : null;
+  });
+
+/// A (playing) pauses, seeks to 30 s and sets rate 1.5; B's <video> must reflect each within
+/// 500 ms, measured from A's input event in A's page to B's observed state with Date.now() (one
+/// machine, one clock). `label` prefixes the log lines. Returns B's final room state.
+export async function controlsReachPeer(alice, bob, label) {
+  await alice.page.evaluate(() => {
+    const mark = () => { if (window.__actAt === null) window.__actAt = Date.now(); };
+    document.addEventListener('click', mark, true);
+    document.addEventListener('change', mark, true);
+  });
+  const timed = async (what, action, cond) => {
+    await bob.page.evaluate((src) => {
+      const f = new Function('v', `return (${src});`);
+      window.__seen = new Promise((resolve) => {
+        const iv = setInterval(() => {
+          const v = window.__castmesh.player;
+          if (v && f(v)) {
+            clearInterval(iv);
+            resolve({ at: Date.now(), t: v.currentTime, paused: v.paused, rate: v.playbackRate });
+          }
+        }, 5);
+        setTimeout(() => { clearInterval(iv); resolve(null); }, 5000);
+      });
+    }, cond);
+    await alice.page.evaluate(() => { window.__actAt = null; });
+    const called = Date.now();
+    await action();
+    const seen = await bob.page.evaluate(() => window.__seen);
+    assert.ok(seen, `${what}: B never reflected it`);
+    const actAt = await alice.page.evaluate(() => window.__actAt);
+    assert.ok(actAt, `${what}: A's input event was not seen`);
+    const delay = seen.at - actAt;
+    console.log(`${label} ${what}: B reflected ${delay} ms after A's input (${seen.at - called} ms after the test's call); B t=${seen.t.toFixed(3)} paused=${seen.paused} rate=${seen.rate}`);
+    assert.ok(delay <= 500, `${what}: B took ${delay} ms`);
+    return seen;
+  };
+  assert.equal((await videoOf(alice.page)).paused, false, 'A is playing');
+  await timed('pause', () => alice.page.click('button.play-btn'), 'v.paused');
+  const [a, b] = await Promise.all([videoOf(alice.page), videoOf(bob.page)]);
+  assert.ok(Math.abs(a.t - b.t) <= 0.3, `paused at ${a.t} vs ${b.t}`);
+  const seen = await timed('seek 30 s', () => alice.page.evaluate(() => { window.__actAt = Date.now(); window.__castmesh.engine.seek(30); }), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3');
+  assert.ok(Math.abs(seen.t - 30) <= 0.3);
+  await timed('rate 1.5', () => alice.page.selectOption('select[aria-label="Speed"]', '1.5'), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3 && v.playbackRate === 1.5');
+  const s = await roomState(bob.page);
+  assert.equal(s.playing, false);
+  assert.equal(s.position_s, 30);
+  assert.equal(s.rate, 1.5);
+  return s;
 }

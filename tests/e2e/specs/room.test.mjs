@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCastmesh } from '../castmesh.mjs';
-import { Api, distExists, launchBrowser, makeMedia, screenshot, signInPage, sleep, startMediaServer, waitFor } from '../lib.mjs';
+import { Api, controlsReachPeer, distExists, launchBrowser, makeMedia, roomState as state, screenshot, signInPage, sleep, startMediaServer, videoOf as local, waitFor } from '../lib.mjs';
 
 const uniq = () => Math.random().toString(36).slice(2, 8);
 
@@ -41,12 +41,6 @@ async function newUserPage(name, viewport = { width: 1280, height: 800 }) {
   return { api, page, ctx, errors };
 }
 
-const state = (page) => page.evaluate(() => window.__castmesh.state());
-const local = (page) =>
-  page.evaluate(() => {
-    const v = window.__castmesh.player;
-    return v ? { t: v.currentTime, paused: v.paused, rate: v.playbackRate, ready: v.readyState } : null;
-  });
 
 describe('auth', () => {
   it('registers through the form, shows API errors inline, and signs in again', async () => {
@@ -173,54 +167,7 @@ describe('room', () => {
   });
 
   it('pause, seek to 30 s and rate 1.5 by A reach B within 500 ms', async () => {
-    // Installs a watcher in B's page that resolves with Date.now() (one clock: same machine) as
-    // soon as B's <video> satisfies `cond`, then runs A's action. The delay is measured from A's
-    // input event (the click / change event in A's page, or the seek call) to B's observed
-    // state; the time from the test's call (which includes the automation's own overhead on a
-    // busy machine) is logged too.
-    await alice.page.evaluate(() => {
-      const mark = () => { if (window.__actAt === null) window.__actAt = Date.now(); };
-      document.addEventListener('click', mark, true);
-      document.addEventListener('change', mark, true);
-    });
-    const timed = async (what, action, cond) => {
-      await bob.page.evaluate((src) => {
-        const f = new Function('v', `return (${src});`);
-        window.__seen = new Promise((resolve) => {
-          const iv = setInterval(() => {
-            const v = window.__castmesh.player;
-            if (v && f(v)) {
-              clearInterval(iv);
-              resolve({ at: Date.now(), t: v.currentTime, paused: v.paused, rate: v.playbackRate });
-            }
-          }, 5);
-          setTimeout(() => { clearInterval(iv); resolve(null); }, 5000);
-        });
-      }, cond);
-      await alice.page.evaluate(() => { window.__actAt = null; });
-      const called = Date.now();
-      await action();
-      const seen = await bob.page.evaluate(() => window.__seen);
-      assert.ok(seen, `${what}: B never reflected it`);
-      const actAt = await alice.page.evaluate(() => window.__actAt);
-      assert.ok(actAt, `${what}: A's input event was not seen`);
-      const delay = seen.at - actAt;
-      console.log(`sync ${what}: B reflected ${delay} ms after A's input (${seen.at - called} ms after the test's call); B t=${seen.t.toFixed(3)} paused=${seen.paused} rate=${seen.rate}`);
-      assert.ok(delay <= 500, `${what}: B took ${delay} ms`);
-      return seen;
-    };
-    const before = await local(alice.page);
-    assert.equal(before.paused, false, 'A is playing');
-    await timed('pause', () => alice.page.click('button.play-btn'), 'v.paused');
-    const [a, b] = await Promise.all([local(alice.page), local(bob.page)]);
-    assert.ok(Math.abs(a.t - b.t) <= 0.3, `paused at ${a.t} vs ${b.t}`);
-    const seen = await timed('seek 30 s', () => alice.page.evaluate(() => { window.__actAt = Date.now(); window.__castmesh.engine.seek(30); }), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3');
-    assert.ok(Math.abs(seen.t - 30) <= 0.3);
-    await timed('rate 1.5', () => alice.page.selectOption('select[aria-label="Speed"]', '1.5'), 'v.paused && Math.abs(v.currentTime - 30) <= 0.3 && v.playbackRate === 1.5');
-    const s = await state(bob.page);
-    assert.equal(s.playing, false);
-    assert.equal(s.position_s, 30);
-    assert.equal(s.rate, 1.5);
+    await controlsReachPeer(alice, bob, 'sync');
     await screenshot(bob.page, 'room-b-paused-30s');
   });
 
