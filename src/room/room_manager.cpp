@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <map>
 #include <optional>
+#include <thread>
 #include <unordered_set>
 
 #include <boost/json/parse.hpp>
@@ -411,10 +413,62 @@ struct RoomManager::Impl {
     return stamped(r, json::serialize(o));
   }
 
+  // ---- playback state persistence (write-behind) ----
+  // A change is applied and broadcast at once; the writer thread stores the latest state of
+  // each changed room. Changes made while a write runs are coalesced (only the newest version
+  // of a room is written next), so a busy room costs one database write per write time, not
+  // one per command, and no I/O thread waits for the database on a state change.
+  std::mutex state_mu;
+  std::condition_variable state_work_cv;  // writer: something to write, or stop
+  std::condition_variable state_done_cv;  // flush_state_writes(): a batch finished
+  std::unordered_map<std::string, store::RoomState> dirty_states;  // room id -> newest state
+  bool state_writing = false;
+  bool state_writer_stop = false;
+  std::thread state_writer;
+
   void save_state(const Room& r, const PlaybackState& s) {
     store::RoomState rs{r.id, s.item_id, s.position_s, s.rate, s.playing, s.updated_at_ms, s.version};
-    auto st = store.save_room_state(rs);
-    if (!st) spdlog::warn("room {}: playback state not saved: {}", r.id, st.error().message());
+    {
+      std::lock_guard lk(state_mu);
+      auto [it, fresh] = dirty_states.try_emplace(r.id, rs);
+      if (!fresh && it->second.version <= rs.version) it->second = std::move(rs);
+    }
+    state_work_cv.notify_one();
+  }
+
+  void state_writer_main() {
+    std::unique_lock lk(state_mu);
+    for (;;) {
+      state_work_cv.wait(lk, [&] { return state_writer_stop || !dirty_states.empty(); });
+      if (dirty_states.empty()) return;  // stopping, nothing left
+      auto batch = std::exchange(dirty_states, {});
+      state_writing = true;
+      lk.unlock();
+      for (const auto& [id, rs] : batch) {
+        auto st = store.save_room_state(rs);
+        if (!st && st.code() != Errc::not_found) {  // not_found: the room was deleted meanwhile
+          spdlog::warn("room {}: playback state not saved: {}", id, st.error().message());
+        }
+      }
+      lk.lock();
+      state_writing = false;
+      state_done_cv.notify_all();
+    }
+  }
+
+  void flush_state_writes() {
+    std::unique_lock lk(state_mu);
+    state_done_cv.wait(lk, [&] { return dirty_states.empty() && !state_writing; });
+  }
+
+  void stop_state_writer() {
+    {
+      std::lock_guard lk(state_mu);
+      if (!state_writer.joinable()) return;
+      state_writer_stop = true;
+    }
+    state_work_cv.notify_one();
+    state_writer.join();
   }
 
   /// After a state change made under op_mu: persist, broadcast `state` (+ `live` when the new
@@ -767,12 +821,18 @@ struct RoomManager::Impl {
 RoomManager::RoomManager(store::Store& store, cluster::EventBus& bus, const RoomsConfig& cfg, Metrics& metrics,
                          PasswordFunctions passwords, std::function<int64_t()> now_ms)
     : impl_(std::make_unique<Impl>(store, bus, cfg, metrics, std::move(passwords), std::move(now_ms))) {
+  impl_->state_writer = std::thread([impl = impl_.get()] { impl->state_writer_main(); });
   impl_->sub = bus.subscribe(std::string(kTopicPrefix), [impl = impl_.get()](const cluster::Event& ev) {
     impl->on_event(ev);
   });
 }
 
-RoomManager::~RoomManager() { impl_->sub.reset(); }
+RoomManager::~RoomManager() {
+  impl_->sub.reset();
+  impl_->stop_state_writer();  // writes what is pending first
+}
+
+void RoomManager::flush_state_writes() { impl_->flush_state_writes(); }
 
 Status RoomManager::check_access(const std::string& room_id, const Identity& who) {
   auto& I = *impl_;
@@ -931,6 +991,7 @@ void RoomManager::stop() {
     std::lock_guard lk(r->mu);
     for (auto& [id, c] : r->conns) c.conn->close(kCloseGoingAway, "server shutting down");
   }
+  impl_->flush_state_writes();
 }
 
 // ---- WebSocket messages ----

@@ -194,8 +194,13 @@ class RoomManager {
   void detach(Attachment& a);
 
   /// Closes every local connection with 1001 "server shutting down" (Connection::close only;
-  /// the gateway detaches them afterwards).
+  /// the gateway detaches them afterwards), then waits for pending playback-state writes.
   void stop();
+
+  /// Playback state is written to the Store behind the broadcast, by a writer thread that
+  /// coalesces a room's changes (only its newest version is written). Blocks until every
+  /// change made before the call is stored (or failed, logged). Thread-safe.
+  void flush_state_writes();
 
   /// Minimum time between two `presence` broadcasts of one room (ms), once coalescing is on.
   static constexpr int64_t kPresenceIntervalMs = 250;

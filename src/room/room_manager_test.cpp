@@ -136,6 +136,7 @@ class RoomManagerTest : public testing::Test {
   void send(Attachment& a, std::string_view text) { mgr_->on_message(a, text); }
 
   uint64_t version() {
+    mgr_->flush_state_writes();
     auto st = store_->room_state(room_);
     return st.ok() ? st->version : 0;
   }
@@ -1002,6 +1003,7 @@ TEST_F(RoomManagerTest, RoomStreamPublishKeepsTheCurrentItem) {
   ASSERT_TRUE(items.ok());
   ASSERT_EQ(items->size(), 2u);
   EXPECT_EQ(items->at(1).url, "live/room-" + room_);
+  mgr_->flush_state_writes();
   auto st = store_->room_state(room_);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->item_id, vod);
