@@ -7,6 +7,7 @@
 'use strict';
 const http = require('http');
 const { Server } = require('socket.io');
+const { attachRoomHandlers, makeRooms } = require('./rooms');
 
 const port = Number(process.argv[2] || 3000);
 const httpServer = http.createServer((req, res) => {
@@ -14,35 +15,7 @@ const httpServer = http.createServer((req, res) => {
   res.end();
 });
 const io = new Server(httpServer, { transports: ['websocket'], serveClient: false });
-const rooms = new Map();  // name -> {state}
-
-function room(name) {
-  let r = rooms.get(name);
-  if (!r) {
-    r = { state: { item_id: 1, position_s: 0, rate: 1, playing: true, updated_at_ms: Date.now(), version: 1 } };
-    rooms.set(name, r);
-  }
-  return r;
-}
-
-io.on('connection', (socket) => {
-  let joined = null;
-  socket.on('join', (msg) => {
-    if (!msg || typeof msg.room !== 'string') return;
-    joined = msg.room;
-    socket.join(joined);
-    socket.emit('welcome', { state: room(joined).state });
-  });
-  socket.on('seek', (msg) => {
-    if (joined === null || !msg || typeof msg.position_s !== 'number' || msg.position_s < 0) return;
-    const r = room(joined);
-    if (msg.version !== r.state.version) {
-      socket.emit('error_msg', { code: 'stale_version', state: r.state });
-      return;
-    }
-    r.state = { ...r.state, position_s: msg.position_s, updated_at_ms: Date.now(), version: r.state.version + 1 };
-    io.to(joined).emit('state', { state: r.state, reason: 'seek', server_time_ms: Date.now() });
-  });
-});
+const room = makeRooms();
+attachRoomHandlers(io, room);
 
 httpServer.listen(port, '127.0.0.1', () => console.log(`peer listening on 127.0.0.1:${port}`));
