@@ -19,6 +19,7 @@
 #include "cluster/redis/redis_event_bus.hpp"
 #include "net/http_server.hpp"
 #include "net/io_pool.hpp"
+#include "proto/api/api.hpp"
 
 #ifndef CASTMESH_VERSION
 #define CASTMESH_VERSION "0.0.0"
@@ -56,26 +57,6 @@ json::object node_view_json(const ms::NodeView& v) {
   o["self"] = v.is_self;
   o["leader"] = v.is_leader;
   return o;
-}
-
-void counter(std::string& out, const char* name, const char* help, const char* type, const std::string& labels,
-             uint64_t value, bool header = true) {
-  if (header) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += ' ';
-    out += type;
-    out += '\n';
-  }
-  out += name;
-  out += labels;
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
 }
 
 }  // namespace
@@ -119,6 +100,7 @@ std::string single_node_json(const ms::NodeInfo& self) {
   o["leader_epoch"] = 0;
   o["leader"] = nullptr;
   o["redis"] = "off";
+  o["discovery"] = "none";
   json::array nodes;
   nodes.push_back(node_view_json(v));
   o["nodes"] = std::move(nodes);
@@ -127,8 +109,6 @@ std::string single_node_json(const ms::NodeInfo& self) {
 
 struct ClusterNode::Impl {
   const Config& cfg;
-  net::IoPool& pool;
-  Metrics& metrics;
   std::string secret;
   std::string node_id;
   cluster::HostPort listen;
@@ -144,7 +124,7 @@ struct ClusterNode::Impl {
   bool started = false;
   bool stopped = false;
 
-  Impl(const Config& c, net::IoPool& p, Metrics& m) : cfg(c), pool(p), metrics(m) {}
+  explicit Impl(const Config& c) : cfg(c) {}
 
   net::HttpResponse node_reply() const {
     net::HttpResponse r;
@@ -160,7 +140,7 @@ ClusterNode::~ClusterNode() { stop(); }
 
 Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net::IoPool& pool, Metrics& metrics) {
   const auto& cc = cfg.cluster;
-  auto impl = std::make_unique<Impl>(cfg, pool, metrics);
+  auto impl = std::make_unique<Impl>(cfg);
   auto secret = load_cluster_secret(cc);
   if (!secret) return secret.error();
   impl->secret = std::move(*secret);
@@ -337,49 +317,51 @@ std::string ClusterNode::nodes_json() const {
 }
 
 std::string ClusterNode::metrics_text() const {
+  using api::metric_family;
+  using api::metric_sample;
   auto& d = *impl_;
   std::string out;
-  const auto& bm = d.bus->metrics();
-  auto lanes = [&](const char* name, const char* help, const std::array<std::atomic<uint64_t>, 2>& v) {
-    counter(out, name, help, "counter", "{lane=\"critical\"}", v[0].load());
-    counter(out, name, help, "counter", "{lane=\"normal\"}", v[1].load(), false);
+  auto one = [&](const char* name, const char* type, const char* help, uint64_t value) {
+    metric_family(out, name, type, help);
+    metric_sample(out, name, "", value);
   };
-  lanes("castmesh_cluster_events_published_total", "Events written to Redis.", bm.published_total);
-  lanes("castmesh_cluster_events_dropped_total", "Events dropped because the lane's queue was full.", bm.dropped_total);
-  counter(out, "castmesh_cluster_events_received_total", "Events from other nodes delivered.", "counter", "",
-          bm.received_total.load());
-  counter(out, "castmesh_cluster_events_replayed_total", "Events delivered from the Redis stream on catch-up.",
-          "counter", "", bm.replayed_total.load());
-  counter(out, "castmesh_cluster_events_duplicate_total", "Events seen twice and dropped.", "counter", "",
-          bm.duplicate_total.load());
-  counter(out, "castmesh_cluster_events_malformed_total", "Malformed events read from Redis.", "counter", "",
-          bm.malformed_total.load());
-  counter(out, "castmesh_cluster_redis_reconnects_total", "Reconnections of the event bus to Redis.", "counter", "",
-          bm.reconnects_total.load());
-  counter(out, "castmesh_cluster_redis_up", "1 while the event bus is connected to Redis.", "gauge", "",
-          d.bus->redis_up() ? 1 : 0);
-  counter(out, "castmesh_cluster_events_queued", "Events waiting for Redis.", "gauge", "{lane=\"critical\"}",
-          d.bus->queued(cluster::Lane::critical));
-  counter(out, "castmesh_cluster_events_queued", "", "gauge", "{lane=\"normal\"}", d.bus->queued(cluster::Lane::normal),
-          false);
+  auto lanes = [&](const char* name, const char* type, const char* help, uint64_t critical, uint64_t normal) {
+    metric_family(out, name, type, help);
+    metric_sample(out, name, "{lane=\"critical\"}", critical);
+    metric_sample(out, name, "{lane=\"normal\"}", normal);
+  };
+  const auto& bm = d.bus->metrics();
+  lanes("castmesh_cluster_events_published_total", "counter", "Events written to Redis.",
+        bm.published_total[0].load(), bm.published_total[1].load());
+  lanes("castmesh_cluster_events_dropped_total", "counter", "Events dropped because the lane's queue was full.",
+        bm.dropped_total[0].load(), bm.dropped_total[1].load());
+  lanes("castmesh_cluster_events_queued", "gauge", "Events waiting for Redis.", d.bus->queued(cluster::Lane::critical),
+        d.bus->queued(cluster::Lane::normal));
+  one("castmesh_cluster_events_received_total", "counter", "Events from other nodes delivered.",
+      bm.received_total.load());
+  one("castmesh_cluster_events_replayed_total", "counter", "Events delivered from the Redis stream on catch-up.",
+      bm.replayed_total.load());
+  one("castmesh_cluster_events_duplicate_total", "counter", "Events seen twice and dropped.", bm.duplicate_total.load());
+  one("castmesh_cluster_events_malformed_total", "counter", "Malformed events read from Redis.",
+      bm.malformed_total.load());
+  one("castmesh_cluster_redis_reconnects_total", "counter", "Reconnections of the event bus to Redis.",
+      bm.reconnects_total.load());
+  one("castmesh_cluster_redis_up", "gauge", "1 while the event bus is connected to Redis.", d.bus->redis_up() ? 1 : 0);
   const auto st = d.membership->stats();
-  counter(out, "castmesh_cluster_nodes", "Nodes by liveness state, this node included.", "gauge", "{state=\"alive\"}",
-          uint64_t(st.nodes_alive));
-  counter(out, "castmesh_cluster_nodes", "", "gauge", "{state=\"suspect\"}", uint64_t(st.nodes_suspect), false);
-  counter(out, "castmesh_cluster_nodes", "", "gauge", "{state=\"offline\"}", uint64_t(st.nodes_offline), false);
-  counter(out, "castmesh_cluster_leader", "1 while this node holds the leader lease.", "gauge", "", uint64_t(st.leader));
-  counter(out, "castmesh_cluster_leader_changes_total", "Leader changes observed.", "counter", "",
-          st.leader_changes_total);
-  counter(out, "castmesh_cluster_heartbeats_failed_total", "Heartbeats that failed.", "counter", "",
-          st.heartbeats_failed_total);
+  metric_family(out, "castmesh_cluster_nodes", "gauge", "Nodes by liveness state, this node included.");
+  metric_sample(out, "castmesh_cluster_nodes", "{state=\"alive\"}", uint64_t(st.nodes_alive));
+  metric_sample(out, "castmesh_cluster_nodes", "{state=\"suspect\"}", uint64_t(st.nodes_suspect));
+  metric_sample(out, "castmesh_cluster_nodes", "{state=\"offline\"}", uint64_t(st.nodes_offline));
+  one("castmesh_cluster_leader", "gauge", "1 while this node holds the leader lease.", uint64_t(st.leader));
+  one("castmesh_cluster_leader_changes_total", "counter", "Leader changes observed.", st.leader_changes_total);
+  one("castmesh_cluster_heartbeats_failed_total", "counter", "Heartbeats that failed.", st.heartbeats_failed_total);
   const auto& v = d.server->verifier();
   using cluster::internode::Refusal;
-  bool first = true;
+  metric_family(out, "castmesh_internode_requests_refused_total", "counter",
+                "Inter-node requests refused (401), by reason.");
   for (auto r : {Refusal::missing, Refusal::bad_signature, Refusal::expired, Refusal::replay, Refusal::bad_node}) {
-    counter(out, "castmesh_internode_requests_refused_total", "Inter-node requests refused (401), by reason.",
-            "counter", std::string("{reason=\"") + cluster::internode::refusal_name(r) + "\"}", v.refused_total(r),
-            first);
-    first = false;
+    metric_sample(out, "castmesh_internode_requests_refused_total",
+                  std::string("{reason=\"") + cluster::internode::refusal_name(r) + "\"}", v.refused_total(r));
   }
   return out;
 }

@@ -37,7 +37,7 @@ Result<std::string> load_cluster_secret(const cluster::ClusterConfig& c);
 
 /// GET /api/v1/cluster/nodes for a single node (cluster.enabled false):
 /// {"enabled":false,"node_id":...,"is_leader":true,"leader_epoch":0,"leader":null,"redis":"off",
-///  "nodes":[{...self...}]}
+///  "discovery":"none","nodes":[{...self...}]}
 std::string single_node_json(const cluster::membership::NodeInfo& self);
 
 class ClusterNode {
@@ -74,7 +74,7 @@ class ClusterNode {
   /// 1 s). Idempotent.
   void stop();
 
-  /// The body of GET /api/v1/cluster/nodes (see /work contract / docs/design.md).
+  /// The body of GET /api/v1/cluster/nodes (shape in docs/design.md, "Cluster mode").
   std::string nodes_json() const;
   /// Prometheus lines: castmesh_cluster_* and castmesh_internode_requests_refused_total.
   std::string metrics_text() const;

@@ -223,16 +223,19 @@ struct Server::Impl {
     // Back from a Redis outage: re-read the rooms from the database (off the bus thread).
     cluster_node->on_bus_reconnected([this] { asio::post(pool.next(), [this] { rooms->resync(); }); });
     // Global work runs on the leader only.
-    cluster_node->set_leader_task([this] {
-      if (mono_ms() - last_session_purge_ms < 60'000) return;
-      last_session_purge_ms = mono_ms();
-      if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
-        spdlog::info("auth: removed {} expired sessions (leader)", *n);
-      if (auto n = accounts->purge_idle_guests(); n && *n > 0)
-        spdlog::info("rooms: removed {} idle guest users (leader)", *n);
-    });
+    cluster_node->set_leader_task([this] { purge(60'000); });
     cluster_node->set_load([this] { return load(); });
     return cluster_node->start();
+  }
+
+  /// Global clean-up, at most once per `every_ms`: expired login sessions and idle guest
+  /// users. A single node runs it hourly from housekeeping; in a cluster only the leader runs
+  /// it, once a minute.
+  void purge(int64_t every_ms) {
+    if (mono_ms() - last_session_purge_ms < every_ms) return;
+    last_session_purge_ms = mono_ms();
+    if (auto n = accounts->purge_expired_sessions(); n && *n > 0) spdlog::info("auth: removed {} expired sessions", *n);
+    if (auto n = accounts->purge_idle_guests(); n && *n > 0) spdlog::info("rooms: removed {} idle guest users", *n);
   }
 
   void start_housekeeping() {
@@ -247,13 +250,7 @@ struct Server::Impl {
             hub.sweep();
             hls.sweep();
             hls_viewers.prune(mono_ms());
-            if (!cluster_node && mono_ms() - last_session_purge_ms > 3'600'000) {
-              last_session_purge_ms = mono_ms();
-              if (auto n = accounts->purge_expired_sessions(); n && *n > 0)
-                spdlog::info("auth: removed {} expired sessions", *n);
-              if (auto n = accounts->purge_idle_guests(); n && *n > 0)
-                spdlog::info("rooms: removed {} idle guest users", *n);
-            }
+            if (!cluster_node) purge(3'600'000);
           }
         },
         asio::detached);

@@ -244,9 +244,14 @@ struct RoomManager::Impl {
       inserted = fresh;
     }
     // Other nodes answer with their presence share, so members there are listed here too.
-    if (inserted) (void)bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + id + "/presence_query",
-                                    std::make_shared<const std::string>("{}"));
+    if (inserted) ask_presence_shares(id);
     return loaded;
+  }
+
+  /// Asks the other nodes for their presence share of room `id` ("room:{id}/presence_query").
+  void ask_presence_shares(const std::string& id) {
+    (void)bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + id + "/presence_query",
+                      std::make_shared<const std::string>("{}"));
   }
 
   // ---- permissions ----
@@ -1370,8 +1375,7 @@ void RoomManager::exchange_presence() {
   const auto rooms = I.loaded_rooms();
   for (auto& r : rooms) {
     I.request_presence_share(r);
-    (void)I.bus.publish(cluster::Lane::normal, std::string(kTopicPrefix) + r->id + "/presence_query",
-                        std::make_shared<const std::string>("{}"));
+    I.ask_presence_shares(r->id);
   }
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-/// \file The `rooms.*` configuration keys (issue 3 contract), read by app/ and passed by const&
+/// \file The `rooms.*` configuration keys (docs/design.md, "Watch together"), read by app/ and passed by const&
 /// to room::RoomManager and the WebSocket gateway.
 
 #include <cstdint>

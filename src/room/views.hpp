@@ -1,6 +1,6 @@
 #pragma once
 /// \file Values returned by room::RoomManager and their JSON shapes, shared by the WebSocket
-/// frames (docs/protocol.md) and the HTTP JSON API (issue 3 contract), so both render alike.
+/// frames (docs/protocol.md) and the HTTP JSON API (README "HTTP API"), so both render alike.
 /// Nothing secret (password hash, publish key) is ever part of these views.
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 - ClusterNode: a harness.Server with cluster mode on (redis.url, a postgres:// database.url, a
   cluster secret, cluster.listen / advertise_addr on a free loopback port, short heartbeat and
   lease), plus readers of GET /api/v1/cluster/nodes and a signer for the inter-node API.
-- sign() / internode_request(): the inter-node request signature of the cluster contract:
+- sign() / internode_request(): the inter-node request signature (docs/design.md "Cluster mode"):
   hex(HMAC-SHA256(secret, METHOD\\nTARGET\\nhex(sha256(body))\\nTIMESTAMP\\nNONCE)).
 
 Every process is started here with its PID kept and is stopped by that PID; every wait is bounded.

@@ -199,7 +199,7 @@ class StartupRefusalTest(unittest.TestCase):
         rc, out, err = self.run_node(secret, **env)
         report("refusal (%s): rc=%s stderr=%r" % (key, rc, err.strip()[-300:]))
         self.assertIsNotNone(rc, "castmesh kept running (%s): %s" % (key, out + err))
-        # The contract says exit 1; the binary exits 2 for every invalid configuration (as
+        # The binary exits 2 for every invalid configuration (as
         # `castmesh serve` does outside cluster mode), so any non-zero code is accepted.
         self.assertNotEqual(rc, 0, "exit code for a bad %s: %s" % (key, out + err))
         self.assertIn(key, err, "stderr does not name %s" % key)
@@ -265,7 +265,7 @@ class ClusterRoomsTest(ClusterTestBase):
             return True
         wait_for(agree, 3 * HB + 2, 0.1, "every node's view naming %s (epoch %d) leader" % (leader, epoch))
 
-        # The Redis data model of the contract.
+        # The Redis data model (docs/design.md "Cluster mode").
         p = self.cluster.key_prefix
         self.assertEqual(self.redis.cmd("GET", p + ":leader"), ("%s:%d" % (leader, epoch)).encode())
         self.assertEqual({x.decode() for x in self.redis.cmd("SMEMBERS", p + ":nodes")}, ids)
@@ -614,7 +614,7 @@ class ClusterRoomsTest(ClusterTestBase):
             self.assertGreaterEqual(by_reason(after, reason) - by_reason(before, reason), n,
                                     (reason, before, after))
 
-        # Not part of the contract's assertions, reported: an unknown sender id, correctly signed.
+        # Not asserted, reported: an unknown sender id, correctly signed.
         st, _, body, _ = a.signed("GET", "/internal/v1/node", node_id="intruder-node")
         report("correctly signed request from an unknown node id 'intruder-node': %d %s" % (st, body[:120]))
         # The public listener does not serve the inter-node routes.

@@ -1,6 +1,6 @@
 #pragma once
 /// \file cluster::membership::LivenessTracker — turns heartbeats into alive / suspect / offline
-/// states (contract: suspect after suspect_threshold heartbeat intervals without a heartbeat,
+/// states (suspect after suspect_threshold heartbeat intervals without a heartbeat,
 /// offline after offline_threshold). Pure: no threads, no clock of its own (the caller passes
 /// steady-clock times), not thread-safe (Membership guards it with its mutex).
 

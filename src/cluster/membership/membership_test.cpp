@@ -134,7 +134,7 @@ TEST(Membership, StaticPeersSeeEachOtherAndDetectAStoppedNode) {
   auto ms = [&](Clock::time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t - stopped).count(); };
   // Last heartbeat from b at most one interval (100 ms) before the stop; suspect 200 ms after
   // it, offline 300 ms after it; evaluation every 25 ms; some scheduling slack.
-  // (Bounds leave room for a loaded machine; the contract allows interval * 3 + 1 s.)
+  // (Bounds leave room for a loaded machine; the design allows interval * 3 + 1 s.)
   EXPECT_GE(ms(*suspect_at), 50);
   EXPECT_LE(ms(*suspect_at), 450);
   EXPECT_GE(ms(*offline_at), 150);

@@ -36,7 +36,7 @@ struct NodeInfo {
   friend bool operator==(const NodeInfo&, const NodeInfo&) = default;
 };
 
-/// Liveness of a node as seen by this node (contract: alive -> suspect after
+/// Liveness of a node as seen by this node (alive -> suspect after
 /// suspect_threshold heartbeat intervals without a heartbeat, offline after offline_threshold).
 enum class NodeState : uint8_t { alive = 0, suspect = 1, offline = 2 };
 
@@ -53,7 +53,7 @@ boost::json::object load_to_json(const Load& load);
 /// integer or negative.
 Result<Load> load_from_json(const boost::json::value& v);
 
-/// NodeInfo JSON (contract shape): {"node_id","advertise_addr","group","version","epoch",
+/// NodeInfo JSON (the inter-node API and /api/v1/cluster/nodes): {"node_id","advertise_addr","group","version","epoch",
 /// "started_ms","load":{"connections","rooms","streams"}}.
 boost::json::object to_json(const NodeInfo& info);
 

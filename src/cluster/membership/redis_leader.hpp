@@ -1,6 +1,6 @@
 #pragma once
 /// \file cluster::membership::RedisLeaderElector — leader election with a lease key in Redis
-/// (contract "Redis data model / Leader"; P = key prefix):
+/// (docs/design.md "Cluster mode", leader; P = key prefix):
 /// - `P:leader` = "{node_id}:{epoch}" with a PX lease, set only when absent;
 /// - the epoch comes from INCR `P:leader_epoch` at each acquisition (strictly increasing terms);
 /// - renew = Lua compare-and-PEXPIRE, fenced check = Lua compare, resign = Lua compare-and-DEL.

@@ -477,7 +477,7 @@ TEST(RedisMembership, ThreeNodesSeeEachOtherElectOneLeaderAndDetectOneThatStops)
     auto o = when(obs, NodeState::offline);
     ASSERT_TRUE(s.has_value());
     // Last heartbeat at most one interval (+ a tick) before the stop: suspect 400 ms and offline
-    // 600 ms after it; contract bound interval * offline_threshold + 1 s.
+    // 600 ms after it; the bound interval * offline_threshold + 1 s.
     EXPECT_GE(*s - stopped, 50ms);
     EXPECT_LE(*s - stopped, 800ms);
     EXPECT_GE(*o - stopped, 300ms);

@@ -1,6 +1,6 @@
 #pragma once
 /// \file cluster::membership::RedisRegistry — node registration and discovery in Redis
-/// (contract "Redis data model / Registry"; P = key prefix):
+/// (docs/design.md "Cluster mode", discovery; P = key prefix):
 /// - hash `P:node:{id}` with fields id, addr, group, version, epoch, hb (heartbeat counter),
 ///   started_ms, load (JSON), expiring `interval * (offline_threshold + 2)` after each heartbeat;
 /// - index set `P:nodes` of the ids that registered;

@@ -1,5 +1,5 @@
 #pragma once
-/// \file Wire format of cluster events in Redis (contract "Redis data model / Events").
+/// \file Wire format of cluster events in Redis (docs/design.md "Cluster mode", event bus).
 ///
 /// Envelope (binary-safe, fields separated by '\n', the payload last and taken verbatim):
 ///   `v1\n{node_id}\n{seq}\n{lane 0|1}\n{topic}\n{payload bytes...}`

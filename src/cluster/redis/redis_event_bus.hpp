@@ -1,6 +1,6 @@
 #pragma once
 /// \file cluster::redis::RedisEventBus — the EventBus of a multi-node deployment (DESIGN.md
-/// section 6; contract "Redis data model / Events").
+/// section 6; docs/design.md "Cluster mode", event bus).
 ///
 /// Every event goes to this node's subscribers at once (synchronously, like MemoryEventBus) and
 /// to Redis through a bounded queue per lane: a publisher thread runs one Lua script per event

@@ -50,6 +50,12 @@ std::string streams_json(const std::vector<live::StreamStats>& streams);
 /// process_resident_memory_bytes = `rss_bytes`. Lines end with '\n'.
 std::string prometheus_text(const Metrics& m, uint64_t rss_bytes);
 
+/// Appends the `# HELP` and `# TYPE` lines of one metric family (Prometheus text format 0.0.4).
+void metric_family(std::string& out, std::string_view name, std::string_view type, std::string_view help);
+
+/// Appends one sample line `name{labels} value`; `labels` is "" or `{key="value",...}`.
+void metric_sample(std::string& out, std::string_view name, std::string_view labels, uint64_t value);
+
 /// Resident set size of this process in bytes, from /proc/self/statm (field 2 x page size);
 /// 0 when it cannot be read.
 uint64_t resident_memory_bytes();

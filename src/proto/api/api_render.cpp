@@ -64,9 +64,8 @@ json::object stream_object(const live::StreamStats& s) {
   return o;
 }
 
-// One metric family: HELP and TYPE lines, then its samples.
 void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  metric_family(out, name, type, help);
 }
 
 template <typename T>
@@ -92,6 +91,14 @@ void scalar(std::string& out, std::string_view name, std::string_view type, std:
 }
 
 }  // namespace
+
+void metric_family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void metric_sample(std::string& out, std::string_view name, std::string_view labels, uint64_t value) {
+  fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels, value);
+}
 
 std::string stream_json(const live::StreamStats& s) { return json::serialize(stream_object(s)); }
 

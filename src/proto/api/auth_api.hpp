@@ -2,7 +2,7 @@
 /// \file Account endpoints of the HTTP JSON API, plus the request helpers every /api/v1 JSON
 /// endpoint shares (authentication, body parsing, error shape).
 ///
-/// Routes (issue 3 contract; all bodies and answers are JSON objects):
+/// Routes (all bodies and answers are JSON objects):
 ///   POST /api/v1/auth/register {username, password} -> 201 {user, token, expires_at_ms}
 ///        403 when auth.allow_registration is false, 409 username taken
 ///   POST /api/v1/auth/login    {username, password} -> 200 {user, token, expires_at_ms}

@@ -1,5 +1,5 @@
 #pragma once
-/// \file Room endpoints of the HTTP JSON API (issue 3 contract), over room::RoomManager.
+/// \file Room endpoints of the HTTP JSON API, over room::RoomManager.
 ///
 /// Every route needs a session (Authorization: Bearer or cookie castmesh_token; 401 otherwise)
 /// except POST /rooms/{id}/guest. All paths are under /api/v1; `{id}` is a room id
