@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/server.hpp"
 #include "auth/crypto.hpp"
 #include "base/clock.hpp"
 #include "base/log.hpp"
@@ -21,9 +22,6 @@
 #include "net/io_pool.hpp"
 #include "proto/api/api.hpp"
 
-#ifndef CASTMESH_VERSION
-#define CASTMESH_VERSION "0.0.0"
-#endif
 
 namespace castmesh::app {
 
@@ -178,7 +176,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net:
   mc.self.advertise_addr =
       cc.advertise_addr.empty() ? host_name() + ":" + std::to_string(listen->port) : cc.advertise_addr;
   mc.self.group = cc.node_group;
-  mc.self.version = CASTMESH_VERSION;
+  mc.self.version = version();
   mc.self.started_ms = wall_ms();
   for (const auto& p : cc.peers) {
     auto hp = cluster::parse_host_port(p, cfg.server.port);

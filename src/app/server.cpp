@@ -196,6 +196,7 @@ struct Server::Impl {
   cluster::membership::NodeInfo self_info() const {
     cluster::membership::NodeInfo i;
     i.node_id = "local";
+    i.version = version();
     i.advertise_addr = cfg.server.host + ":" + std::to_string(http ? http->port() : cfg.server.port);
     i.group = cfg.cluster.node_group;
     i.started_ms = started_ms;
@@ -334,6 +335,8 @@ void Server::stop() {
 
 uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 uint16_t Server::rtmp_port() const { return impl_->rtmp ? impl_->rtmp->port() : 0; }
+
+const char* version() noexcept { return CASTMESH_VERSION; }
 
 int run_until_signal(Config cfg) {
   // Block the stop signals in every thread (the I/O threads inherit the mask); this thread

@@ -36,6 +36,9 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
+/// castmesh's version, e.g. "0.1.0" (the CMake project version).
+const char* version() noexcept;
+
 /// `castmesh serve`: loads nothing itself; runs `cfg` until SIGTERM or SIGINT, then stops
 /// gracefully. Returns the process exit code (0 on a clean stop, 1 when start-up failed).
 int run_until_signal(Config cfg);

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
 
   if (version->parsed()) {
-    std::cout << "castmesh 0.1.0\n";
+    std::cout << "castmesh " << castmesh::app::version() << "\n";
     return 0;
   }
   if (create_user->parsed()) {
