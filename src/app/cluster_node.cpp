@@ -109,6 +109,8 @@ struct ClusterNode::Impl {
   const Config& cfg;
   std::string secret;
   std::string node_id;
+  std::string advertise;
+  cluster::redis::RedisUrl redis_url;
   cluster::HostPort listen;
   std::unique_ptr<cluster::redis::RedisEventBus> bus;
   std::unique_ptr<cluster::internode::InternodeClient> client;
@@ -175,6 +177,8 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::create(const Config& cfg, net:
   mc.self.node_id = impl->node_id;
   mc.self.advertise_addr =
       cc.advertise_addr.empty() ? host_name() + ":" + std::to_string(listen->port) : cc.advertise_addr;
+  impl->advertise = mc.self.advertise_addr;
+  impl->redis_url = *url;
   mc.self.group = cc.node_group;
   mc.self.version = version();
   mc.self.started_ms = wall_ms();
@@ -254,6 +258,32 @@ void ClusterNode::on_bus_reconnected(std::function<void()> f) { impl_->bus_up = 
 void ClusterNode::set_leader_task(std::function<void()> t) { impl_->leader_task = std::move(t); }
 void ClusterNode::set_load(std::function<ms::Load()> f) { impl_->load = std::move(f); }
 bool ClusterNode::redis_up() const { return impl_->bus->redis_up(); }
+cluster::internode::InternodeServer& ClusterNode::internode() { return *impl_->server; }
+const std::string& ClusterNode::secret() const { return impl_->secret; }
+const std::string& ClusterNode::advertise_addr() const { return impl_->advertise; }
+const cluster::redis::RedisUrl& ClusterNode::redis_url() const { return impl_->redis_url; }
+bool ClusterNode::is_leader() const { return impl_->membership->leader().is_leader; }
+
+bool ClusterNode::node_alive(const std::string& id) const {
+  if (id == impl_->node_id) return true;
+  for (const auto& v : impl_->membership->nodes())
+    if (v.info.node_id == id) return v.state == ms::NodeState::alive;
+  return false;
+}
+
+bool ClusterNode::node_offline(const std::string& id) const {
+  if (id == impl_->node_id) return false;
+  for (const auto& v : impl_->membership->nodes())
+    if (v.info.node_id == id) return v.state == ms::NodeState::offline;
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> ClusterNode::alive_nodes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& v : impl_->membership->nodes())
+    if (v.is_self || v.state == ms::NodeState::alive) out.emplace_back(v.info.node_id, v.info.advertise_addr);
+  return out;
+}
 
 Status ClusterNode::start() {
   auto& d = *impl_;

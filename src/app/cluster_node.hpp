@@ -19,9 +19,13 @@
 #include "base/result.hpp"
 #include "cluster/event_bus.hpp"
 #include "cluster/membership/node_info.hpp"
+#include "cluster/redis/redis_client.hpp"
 
 namespace castmesh::net {
 class IoPool;
+}
+namespace castmesh::cluster::internode {
+class InternodeServer;
 }
 
 namespace castmesh::app {
@@ -73,6 +77,22 @@ class ClusterNode {
   /// Stops in reverse order (resigns leadership, deregisters, flushes queued events for up to
   /// 1 s). Idempotent.
   void stop();
+
+  /// The inter-node API server, to add routes before start().
+  cluster::internode::InternodeServer& internode();
+  /// The cluster secret (never logged) and this node's inter-node address as peers reach it.
+  const std::string& secret() const;
+  const std::string& advertise_addr() const;
+  /// True when `node_id` is this node or a peer currently alive (not suspect, not offline).
+  bool node_alive(const std::string& node_id) const;
+  /// True when `node_id` is offline or unknown to membership (never for this node).
+  bool node_offline(const std::string& node_id) const;
+  /// Inter-node addresses of the alive nodes, this one included, as {node_id, addr}.
+  std::vector<std::pair<std::string, std::string>> alive_nodes() const;
+  /// True while this node acts as the leader.
+  bool is_leader() const;
+  /// The Redis URL (cluster mode always has one).
+  const cluster::redis::RedisUrl& redis_url() const;
 
   /// The body of GET /api/v1/cluster/nodes (shape in docs/design.md, "Cluster mode").
   std::string nodes_json() const;

@@ -328,6 +328,7 @@ const std::vector<Section>& sections() {
       {"web", "The browser UI."},
       {"cluster", "Cluster mode: nodes sharing PostgreSQL and Redis, discovery, liveness, leader election."},
       {"redis", "Redis: the cluster's event bus, node registry and leader lease."},
+      {"relay", "Cluster mode: edge relays that pull a stream from the node publishing it."},
   };
   return kSections;
 }
@@ -346,6 +347,7 @@ const std::vector<Key>& keys() {
   using room::RoomsConfig;
   using cluster::ClusterConfig;
   using cluster::RedisConfig;
+  using cluster::RelayConfig;
   static const std::vector<Key> kKeys = {
       // server
       text<In<&Config::server, &HttpConfig::host>>("server.host", true,
@@ -420,6 +422,10 @@ const std::vector<Key>& keys() {
           "Playlist and segments are removed this long after the publisher stops, s."),
       number<In<&Config::hls, &HlsConfig::max_segment_bytes>>("hls.max_segment_bytes", 65536, 0,
           "Hard cap of one segment, bytes (a stream without keyframes is cut here)."),
+      number<In<&Config::hls, &HlsConfig::proxy_playlist_ttl_ms>>("hls.proxy_playlist_ttl_ms", 0, 10000,
+          "Cluster mode: a node serving another node's HLS re-fetches the playlist after this time, ms."),
+      number<In<&Config::hls, &HlsConfig::proxy_cache_bytes>>("hls.proxy_cache_bytes", 1048576, 0,
+          "Cluster mode: bound of the cache of other nodes' playlists and segments, bytes."),
       // live
       number<In<&Config::live, &LiveConfig::gop_cache_max_bytes>>("live.gop_cache_max_bytes", 65536,
           uint64_t{1} << 36,
@@ -432,6 +438,8 @@ const std::vector<Key>& keys() {
           "A stream with neither publisher nor subscribers is removed after this time, ms."),
       flag<In<&Config::publish_auth, &PublishAuthConfig::require_publish_key>>("live.require_publish_key",
           "RTMP publish only with a room's publish key as stream name (rtmp://HOST/live/{publish_key})."),
+      flag<In<&Config::publish_auth, &PublishAuthConfig::publish_takeover>>("live.publish_takeover",
+          "Cluster mode: a publish of a stream another alive node publishes takes it over instead of being refused."),
       // database
       text<In<&Config::database, &DatabaseConfig::url>>("database.url", true,
           "sqlite:PATH (or a plain path) for SQLite; postgres://user:pass@host:port/db for PostgreSQL."),
@@ -502,6 +510,19 @@ const std::vector<Key>& keys() {
           "redis://[:password@]host[:port][/db]; required in cluster mode."),
       text<In<&Config::redis, &RedisConfig::key_prefix>>("redis.key_prefix", true,
           "Every Redis key and channel castmesh uses starts with '{prefix}:'."),
+      // relay
+      number<In<&Config::relay, &RelayConfig::establish_timeout_ms>>("relay.establish_timeout_ms", 100, kMaxMs,
+          "An edge's pull from the publishing node must connect and answer within this time, ms."),
+      number<In<&Config::relay, &RelayConfig::max_retry_attempts>>("relay.max_retry_attempts", 1, 1000,
+          "Failed pulls in a row before a relay gives up."),
+      number<In<&Config::relay, &RelayConfig::retry_delay_ms>>("relay.retry_delay_ms", 0, kMaxMs,
+          "Wait between failed pulls, ms."),
+      number<In<&Config::relay, &RelayConfig::release_delay_ms>>("relay.release_delay_ms", 0, kMaxMs,
+          "A relay stops this long after its last local player left, ms."),
+      number<In<&Config::relay, &RelayConfig::health_check_interval_ms>>("relay.health_check_interval_ms", 100, kMaxMs,
+          "A relay that received no media for this long reconnects, ms."),
+      number<In<&Config::relay, &RelayConfig::max_waiting_players>>("relay.max_waiting_players", 1, 1000000,
+          "Players that may wait for one relay's first media; further HTTP-FLV players get 503."),
   };
   return kKeys;
 }

@@ -36,6 +36,9 @@ struct PublishAuthConfig {
   /// When true, an RTMP publish is accepted only when its stream name is a room's publish key
   /// (`rtmp://host/live/{publish_key}`); the stream is then shown in that room.
   bool require_publish_key = false;
+  /// Cluster mode: a publish of a key that another alive node holds takes it over (higher
+  /// epoch; the old owner's publisher is closed) instead of being refused.
+  bool publish_takeover = false;
 };
 
 /// The complete configuration. Each module receives only its own section, by `const&`.
@@ -53,6 +56,7 @@ struct Config {
   WebConfig web;                       ///< section `web`
   cluster::ClusterConfig cluster;      ///< section `cluster` (+ server.cluster_secret, server.cluster_secret_file)
   cluster::RedisConfig redis;          ///< section `redis`
+  cluster::RelayConfig relay;          ///< section `relay`
 };
 
 /// Read-only description of one configuration key (one row of the key table).

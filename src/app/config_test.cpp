@@ -125,8 +125,9 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_EQ(per_section["cluster"], field_count<cluster::ClusterConfig>() - 2);  // secrets are server.*
   EXPECT_EQ(per_section["redis"], field_count<cluster::RedisConfig>());
   EXPECT_EQ(per_section["web"], field_count<WebConfig>());
+  EXPECT_EQ(per_section["relay"], field_count<cluster::RelayConfig>());
   EXPECT_EQ(field_count<rtmp::RtmpConfig>(), 12u);                        // the counter itself works
-  EXPECT_EQ(per_section.size(), 11u);
+  EXPECT_EQ(per_section.size(), 12u);
   EXPECT_TRUE(names.count("server.log_level"));
   EXPECT_TRUE(envs.count("CASTMESH_SERVER__LOG_LEVEL"));
   EXPECT_TRUE(envs.count("CASTMESH_HLS__SHARED_STORAGE"));

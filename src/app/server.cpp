@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include <csignal>
+#include <set>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,6 +10,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json.hpp>
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
@@ -19,7 +22,14 @@
 #include "app/cluster_node.hpp"
 #include "app/static_files.hpp"
 #include "auth/accounts.hpp"
+#include "cluster/internode/async_client.hpp"
+#include "cluster/internode/internode_server.hpp"
 #include "cluster/memory/memory_event_bus.hpp"
+#include "cluster/memory/memory_publisher_registry.hpp"
+#include "cluster/redis/redis_publisher_registry.hpp"
+#include "cluster/relay/hls_proxy.hpp"
+#include "cluster/relay/relay_manager.hpp"
+#include "cluster/relay/stream_directory.hpp"
 #include "proto/api/api.hpp"
 #include "proto/api/auth_api.hpp"
 #include "proto/api/rooms_api.hpp"
@@ -90,8 +100,15 @@ struct Server::Impl {
   std::unique_ptr<room::RoomManager> rooms;
   std::unique_ptr<ws::RoomGateway> gateway;
   std::unique_ptr<StaticFiles> web;
+  // Which node publishes which stream: the memory registry on a single node, Redis in a cluster.
+  std::unique_ptr<cluster::PublisherRegistry> publishers;
+  std::unique_ptr<cluster::StreamDirectory> directory;
   net::Router router;
   net::IoPool pool;
+  // Cluster mode: edge relays (on one of the pool's contexts) and the HLS proxy of other nodes'
+  // streams; declared after the pool so they go first.
+  std::unique_ptr<cluster::RelayManager> relays;
+  std::unique_ptr<cluster::HlsProxy> hls_proxy;
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<rtmp::RtmpServer> rtmp;
   std::unique_ptr<asio::steady_timer> housekeeping;
@@ -101,32 +118,197 @@ struct Server::Impl {
   std::atomic<bool> ready{false};
   bool stopped = false;
 
+  const std::string& self_id() const {
+    static const std::string kLocal = "local";
+    return cluster_node ? cluster_node->node_id() : kLocal;
+  }
+
+  net::HttpResponse hls_response(const hls::HlsService::HlsFile& file) {
+    net::HttpResponse res;
+    res.content_type = file.content_type;
+    res.shared_body = file.body;
+    res.headers.emplace_back("Access-Control-Allow-Origin", "*");
+    res.headers.emplace_back("Cache-Control", file.cache_control);
+    metrics.add(metrics.bytes_out_total, Proto::hls, file.body->size());
+    return res;
+  }
+
+  /// An HLS read: the local store, or — in a cluster without shared storage — the owner's
+  /// objects through the proxy cache (for the cleanup grace also after the owner left).
+  asio::awaitable<net::HttpResponse> serve_hls(const net::HttpRequest& req, std::string_view suffix, bool segment) {
+    auto parsed = split_hls(req.path_param, suffix, segment);
+    if (!parsed) co_return net::json_error(400, "malformed stream name");
+    const auto& [key, file_name] = *parsed;
+    std::optional<hls::HlsService::HlsFile> file;
+    if (hls_proxy) {
+      auto owner = directory->owner_or_recent(key.str(), int64_t(cfg.hls.cleanup_grace_secs) * 1000);
+      if (owner && owner->node_id != self_id()) {
+        auto blob = co_await hls_proxy->get(*owner, key.app + "/" + key.stream + "/" + file_name, !segment);
+        if (!blob) co_return net::json_error(503, "the publishing node cannot be reached");
+        if (*blob) {
+          hls::HlsService::HlsFile f;
+          f.body = *blob;
+          f.content_type = segment ? "video/mp2t" : "application/vnd.apple.mpegurl";
+          f.cache_control = segment ? "max-age=" + std::to_string(std::max<uint32_t>(cfg.hls.target_duration_secs, 1) * 10)
+                                    : std::string("no-cache");
+          file = std::move(f);
+        }
+      }
+    }
+    if (!file) file = hls.get(key, file_name);
+    if (!file) co_return net::json_error(404, "not found");
+    // A viewer is a client address + User-Agent (HLS has no connection to count).
+    const auto colon = req.remote.rfind(':');
+    hls_viewers.touch(key, req.remote.substr(0, colon) + "|" + req.header("User-Agent"), mono_ms());
+    co_return hls_response(*file);
+  }
+
+  /// Cluster mode: the routes of the inter-node API that serve streams to other nodes.
+  void add_internode_stream_routes() {
+    auto& in = cluster_node->internode();
+    // An edge's relay pull: the owner streams FLV while it publishes the stream itself under the
+    // epoch the edge names; anything else is 404 so the edge re-reads the registry.
+    in.add_stream("GET", "/internal/v1/relay/", ".flv",
+                  [this](asio::ip::tcp::socket& s, const net::HttpRequest& req,
+                         const std::string& sender) -> asio::awaitable<void> {
+                    auto key = httpflv::parse_stream_path(req.path_param);
+                    auto owner = key ? directory->owner(key->str()) : std::nullopt;
+                    Proto p = Proto::rtmp;
+                    bool mine = key && owner && owner->node_id == self_id() && hub.is_publishing(*key, &p) &&
+                                p != Proto::relay;
+                    if (mine && req.query.starts_with("epoch=") && req.query.substr(6) != std::to_string(owner->epoch))
+                      mine = false;
+                    if (!mine) {
+                      static constexpr std::string_view kNotMine =
+                          "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 33\r\n"
+                          "Connection: close\r\n\r\n{\"error\":\"not the stream's owner\"}";
+                      co_await asio::async_write(s, asio::buffer(kNotMine), asio::as_tuple(asio::use_awaitable));
+                      co_return;
+                    }
+                    spdlog::info("relay: node {} pulls {}", sender, key->str());
+                    co_await flv.play(s, req, *key, Proto::relay);
+                  });
+    // The owner's HLS objects for other nodes' proxies: /internal/v1/hls/{app}/{stream}/{file}.
+    in.add_async("GET", "/internal/v1/hls/", "",
+                 [this](const net::HttpRequest& req, const std::string&) -> asio::awaitable<net::HttpResponse> {
+                   const std::string& p = req.path_param;
+                   const auto a = p.find('/');
+                   const auto b = a == std::string::npos ? a : p.find('/', a + 1);
+                   if (b == std::string::npos) co_return net::json_error(400, "want app/stream/file");
+                   live::StreamKey key{p.substr(0, a), p.substr(a + 1, b - a - 1)};
+                   if (!live::validate_name(key.app) || !live::validate_name(key.stream))
+                     co_return net::json_error(400, "malformed stream name");
+                   auto file = hls.get(key, p.substr(b + 1));
+                   if (!file) co_return net::json_error(404, "not found");
+                   net::HttpResponse res;
+                   res.content_type = file->content_type;
+                   res.shared_body = file->body;
+                   co_return res;
+                 });
+    // This node's share of /api/v1/streams: per registry entry, its players here and whether it relays.
+    in.add("GET", "/internal/v1/streams", [this](const net::HttpRequest&, const std::string&) {
+      net::HttpResponse res;
+      res.content_type = "application/json";
+      res.body = local_stream_share();
+      return res;
+    });
+  }
+
+  /// {"node_id", "streams":[{"key", "relay", "publishing", "viewers":{"rtmp","httpflv","hls","total"},
+  ///  "stats": <the /api/v1/streams object when the stream has a Source here>}]}
+  std::string local_stream_share() {
+    namespace json = boost::json;
+    json::array arr;
+    const int64_t now = mono_ms();
+    for (const auto& e : directory->entries()) {
+      const auto slash = e.stream.find('/');
+      live::StreamKey k{e.stream.substr(0, slash), e.stream.substr(slash + 1)};
+      json::object o;
+      o["key"] = e.stream;
+      o["relay"] = relays && relays->relaying(e.stream);
+      Proto p = Proto::rtmp;
+      o["publishing"] = hub.is_publishing(k, &p) && p != Proto::relay;
+      const uint64_t rtmp_n = hub.subscriber_count(k, Proto::rtmp), flv_n = hub.subscriber_count(k, Proto::httpflv),
+                     hls_n = cfg.hls.enabled ? hls_viewers.count(k, now) : 0;
+      o["viewers"] = json::object{{"rtmp", rtmp_n}, {"httpflv", flv_n}, {"hls", hls_n}, {"total", rtmp_n + flv_n + hls_n}};
+      if (auto st = hub.stats(k)) o["stats"] = json::parse(api::stream_json(*st));
+      arr.push_back(std::move(o));
+    }
+    return json::serialize(json::object{{"node_id", self_id()}, {"streams", std::move(arr)}});
+  }
+
+  /// GET /api/v1/streams in a cluster: every stream of the registry, with its owner, epoch and,
+  /// per alive node, its viewers and whether it relays (each node answers for itself).
+  asio::awaitable<net::HttpResponse> cluster_streams(const net::HttpRequest&) {
+    namespace json = boost::json;
+    cluster::internode::Signer signer{cluster_node->secret(), cluster_node->node_id()};
+    std::vector<std::pair<std::string, json::object>> shares;  // node id, its share
+    for (const auto& [id, addr] : cluster_node->alive_nodes()) {
+      std::string body;
+      if (id == self_id()) {
+        body = local_stream_share();
+      } else {
+        auto r = co_await cluster::internode::async_fetch(signer, addr, "/internal/v1/streams",
+                                                          std::chrono::milliseconds(1000), 4 << 20);
+        if (!r || r->status != 200) continue;
+        body.assign(r->body.begin(), r->body.end());
+      }
+      boost::system::error_code ec;
+      auto v = json::parse(body, ec);
+      if (!ec && v.is_object()) shares.emplace_back(id, std::move(v.as_object()));
+    }
+    json::array out;
+    for (const auto& e : directory->entries()) {
+      json::object o;
+      json::array nodes;
+      for (auto& [id, share] : shares) {
+        const auto* streams = share.if_contains("streams");
+        if (!streams || !streams->is_array()) continue;
+        for (const auto& s : streams->as_array()) {
+          if (!s.is_object() || s.as_object().if_contains("key") == nullptr || s.at("key") != json::value(e.stream))
+            continue;
+          const auto& so = s.as_object();
+          if (id == e.node_id && so.if_contains("stats")) o = so.at("stats").as_object();
+          json::object n;
+          n["node_id"] = id;
+          n["viewers"] = so.if_contains("viewers") ? so.at("viewers") : json::value(json::object{});
+          n["relay"] = so.if_contains("relay") ? so.at("relay") : json::value(false);
+          nodes.push_back(std::move(n));
+        }
+      }
+      if (o.empty()) {
+        const auto slash = e.stream.find('/');
+        o["key"] = e.stream;
+        o["app"] = e.stream.substr(0, slash);
+        o["stream"] = e.stream.substr(slash + 1);
+        o["publishing"] = true;
+      }
+      o["owner"] = e.node_id;
+      o["epoch"] = e.epoch;
+      o["codecs"] = e.codecs;
+      o["started_ms"] = e.started_ms;
+      o["nodes"] = std::move(nodes);
+      out.push_back(std::move(o));
+    }
+    net::HttpResponse res;
+    res.content_type = "application/json";
+    res.headers.emplace_back("Cache-Control", "no-store");
+    res.body = json::serialize(json::object{{"streams", std::move(out)}});
+    co_return res;
+  }
+
   void add_routes() {
     router.add_stream("GET", "/live/", ".flv", flv.handler());
-    auto hls_route = [this](std::string_view suffix, bool segment) {
-      return [this, suffix, segment](const net::HttpRequest& req) -> net::HttpResponse {
-        auto parsed = split_hls(req.path_param, suffix, segment);
-        if (!parsed) return net::json_error(400, "malformed stream name");
-        auto file = hls.get(parsed->first, parsed->second);
-        if (!file) return net::json_error(404, "not found");
-        // A viewer is a client address + User-Agent (HLS has no connection to count).
-        const auto colon = req.remote.rfind(':');
-        hls_viewers.touch(parsed->first, req.remote.substr(0, colon) + "|" + req.header("User-Agent"), mono_ms());
-        net::HttpResponse res;
-        res.content_type = file->content_type;
-        res.shared_body = file->body;
-        res.headers.emplace_back("Access-Control-Allow-Origin", "*");
-        res.headers.emplace_back("Cache-Control", file->cache_control);
-        metrics.add(metrics.bytes_out_total, Proto::hls, file->body->size());
-        return res;
-      };
-    };
     if (cfg.hls.enabled) {
-      router.add("GET", "/live/", ".m3u8", hls_route(".m3u8", false));
-      router.add("GET", "/live/", ".ts", hls_route(".ts", true));
+      router.add_async("GET", "/live/", ".m3u8",
+                       [this](const net::HttpRequest& r) { return serve_hls(r, ".m3u8", false); });
+      router.add_async("GET", "/live/", ".ts", [this](const net::HttpRequest& r) { return serve_hls(r, ".ts", true); });
+    }
+    if (cluster_node) {
+      router.add_async("GET", "/api/v1/streams", [this](const net::HttpRequest& r) { return cluster_streams(r); });
     }
     api::register_api(router, hub, metrics, [this] { return ready.load(); },
-                      [this] { return cluster_node ? cluster_node->metrics_text() : std::string(); });
+                      [this] { return cluster_node ? cluster_node->metrics_text() + stream_metrics_text() : std::string(); });
     router.add("GET", "/api/v1/cluster/nodes", [this](const net::HttpRequest&) {
       net::HttpResponse res;
       res.content_type = "application/json";
@@ -172,8 +354,11 @@ struct Server::Impl {
                                                 ws::ws_config_from(cfg.rooms), metrics);
     hub.set_publish_authorizer([this](const live::StreamKey& k, std::string_view) { return authorize_publish(k); });
     // A room's own stream going live shows up in that room's playlist (one store write per publish).
-    hub.add_event_listener([this](std::string_view kind, const live::StreamKey& k) {
-      if (kind != "publish" || k.app != "live" || !k.stream.starts_with("room-")) return;
+    hub.add_event_listener([this](const live::StreamEvent& ev) {
+      const auto& k = ev.key;
+      if (ev.kind != live::StreamEvent::Kind::publish || ev.proto == Proto::relay || k.app != "live" ||
+          !k.stream.starts_with("room-"))
+        return;
       if (auto st = rooms->on_room_stream_published(k.stream.substr(5)); !st) {
         spdlog::warn("room stream {}: {}", k.str(), st.error().message());
       }
@@ -214,17 +399,101 @@ struct Server::Impl {
     return ok_status();
   }
 
+  /// The publisher registry and this node's directory of it; in a cluster also the edge relays
+  /// and the HLS proxy, with their inter-node routes. Started by start_streams().
+  void open_streams() {
+    cluster::StreamDirectoryConfig dc;
+    dc.node_id = self_id();
+    if (cluster_node) {
+      dc.addr = cluster_node->advertise_addr();
+      dc.refresh_interval_ms = std::max<int64_t>(int64_t(cfg.cluster.heartbeat_interval * 1000), 100);
+      dc.lease_ms = dc.refresh_interval_ms * (int64_t(cfg.cluster.offline_threshold) + 2);
+      dc.publish_takeover = cfg.publish_auth.publish_takeover;
+      publishers = std::make_unique<cluster::redis::RedisPublisherRegistry>(cluster_node->redis_url(),
+                                                                            cfg.redis.key_prefix,
+                                                                            std::chrono::milliseconds(1000));
+    } else {
+      publishers = std::make_unique<cluster::MemoryPublisherRegistry>();
+    }
+    directory = std::make_unique<cluster::StreamDirectory>(dc, *publishers, hub, *bus);
+    if (!cluster_node) return;
+    directory->set_node_alive([this](const std::string& id) { return cluster_node->node_alive(id); });
+    cluster::internode::Signer signer{cluster_node->secret(), cluster_node->node_id()};
+    relays = std::make_unique<cluster::RelayManager>(cfg.relay, hub, *directory, signer, pool.next(), metrics);
+    if (cfg.hls.enabled && !cfg.hls.shared_storage) {
+      cluster::HlsProxyConfig pc;
+      pc.playlist_ttl_ms = cfg.hls.proxy_playlist_ttl_ms;
+      pc.max_bytes = cfg.hls.proxy_cache_bytes;
+      hls_proxy = std::make_unique<cluster::HlsProxy>(pc, signer);
+    }
+    add_internode_stream_routes();
+  }
+
+  void start_streams() {
+    directory->start();
+    if (relays) relays->start();
+  }
+
+  /// Prometheus lines of the publisher registry, relays and HLS proxy (cluster mode).
+  std::string stream_metrics_text() const {
+    std::string out;
+    auto one = [&](const char* name, const char* type, const char* help, uint64_t v) {
+      api::metric_family(out, name, type, help);
+      api::metric_sample(out, name, "", v);
+    };
+    const auto ds = directory->stats();
+    one("castmesh_registry_streams", "gauge", "Streams in the publisher registry (this node's copy).", ds.entries);
+    one("castmesh_registry_held", "gauge", "Registry entries this node holds.", ds.held);
+    one("castmesh_registry_claims_lost_total", "counter", "Publishes refused because another node holds the stream.",
+        ds.claims_lost);
+    one("castmesh_registry_takeovers_total", "counter", "Claims that replaced another holder.", ds.takeovers);
+    one("castmesh_registry_fenced_total", "counter", "Local publishes ended because another node took the stream.",
+        ds.fenced);
+    one("castmesh_registry_errors_total", "counter", "Registry calls that failed.", ds.registry_errors);
+    if (relays) {
+      const auto& rm = relays->metrics();
+      one("castmesh_relays_active", "gauge", "Edge relays pulling a stream from its owner.",
+          uint64_t(std::max<int64_t>(0, rm.active.load())));
+      one("castmesh_relay_started_total", "counter", "Edge relays started.", rm.started_total.load());
+      one("castmesh_relay_reconnects_total", "counter", "Upstream reconnections of edge relays.",
+          rm.reconnects_total.load());
+      one("castmesh_relay_failures_total", "counter", "Upstream pulls that failed.", rm.failures_total.load());
+      one("castmesh_relay_bytes_total", "counter", "Bytes edge relays received from owners.", rm.bytes_total.load());
+    }
+    if (hls_proxy) {
+      const auto& pm = hls_proxy->metrics();
+      one("castmesh_hls_proxy_hits_total", "counter", "HLS reads of other nodes' streams served from the cache.",
+          pm.hits.load());
+      one("castmesh_hls_proxy_misses_total", "counter", "HLS reads of other nodes' streams fetched from the owner.",
+          pm.misses.load());
+      one("castmesh_hls_proxy_errors_total", "counter", "HLS fetches from owners that failed.", pm.errors.load());
+      one("castmesh_hls_proxy_cache_bytes", "gauge", "Bytes in the HLS proxy cache.", hls_proxy->bytes());
+    }
+    return out;
+  }
+
   /// Cluster mode: hooks between the cluster node and the room manager, then starts it.
   Status start_cluster() {
     if (!cluster_node) return ok_status();
     // A node gone offline: its members leave every room's presence ("sessions invalidated").
-    cluster_node->on_node_offline([this](const std::string& id) { rooms->drop_node(id); });
+    cluster_node->on_node_offline([this](const std::string& id) {
+      rooms->drop_node(id);
+      // "The node's publisher sessions are invalidated": the leader removes its registry entries.
+      if (cluster_node->is_leader()) directory->remove_node(id);
+    });
     // A node back (also a new one): presence shares are exchanged again.
     cluster_node->on_node_back([this](const std::string&) { rooms->exchange_presence(); });
     // Back from a Redis outage: re-read the rooms from the database (off the bus thread).
     cluster_node->on_bus_reconnected([this] { asio::post(pool.next(), [this] { rooms->resync(); }); });
     // Global work runs on the leader only.
-    cluster_node->set_leader_task([this] { purge(60'000); });
+    cluster_node->set_leader_task([this] {
+      purge(60'000);
+      // Entries of nodes that went offline while another node led (their leases also expire).
+      std::set<std::string> gone;
+      for (const auto& e : directory->entries())
+        if (cluster_node->node_offline(e.node_id)) gone.insert(e.node_id);
+      for (const auto& id : gone) directory->remove_node(id);
+    });
     cluster_node->set_load([this] { return load(); });
     return cluster_node->start();
   }
@@ -282,6 +551,7 @@ Status Server::start() {
   auto& d = *impl_;
   if (auto st = d.open_cluster(); !st) return st;
   if (auto st = d.open_watch_together(); !st) return st;
+  d.open_streams();
   if (d.cfg.hls.enabled) {
     d.hub.add_observer_factory(d.hls.observer_factory());
     d.hub.set_subscriber_counter(Proto::hls, [&d](const live::StreamKey& k) { return d.hls_viewers.count(k, mono_ms()); });
@@ -297,6 +567,7 @@ Status Server::start() {
   if (auto st = d.http->listen(d.cfg.server.host, d.cfg.server.port); !st) return st;
   spdlog::info("http: listening on {}:{} (API, HTTP-FLV, HLS)", d.cfg.server.host, d.http->port());
   if (auto st = d.start_cluster(); !st) return st;
+  d.start_streams();
   d.start_housekeeping();
   d.start_presence_flush();
   d.ready = true;
@@ -316,6 +587,8 @@ void Server::stop() {
   for (int i = 0; i < 50 && d.gateway && d.gateway->stats().connections > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (d.http) d.http->stop();
+  if (d.relays) d.relays->stop();
+  if (d.directory) d.directory->stop();  // releases this node's registry entries
   if (d.cluster_node) d.cluster_node->stop();
   d.hub.stop();
   d.hls.stop();

@@ -8,7 +8,9 @@
 namespace castmesh {
 
 /// Connection-level protocols counted separately.
-enum class Proto : uint8_t { rtmp = 0, httpflv = 1, hls = 2, http = 3, count = 4 };
+/// `relay`: a node pulling a stream from its owner over the inter-node API (cluster mode): the
+/// edge's local publisher and the origin's subscriber of that pull.
+enum class Proto : uint8_t { rtmp = 0, httpflv = 1, hls = 2, http = 3, relay = 4, count = 5 };
 
 inline const char* proto_name(Proto p) noexcept {
   switch (p) {
@@ -16,6 +18,7 @@ inline const char* proto_name(Proto p) noexcept {
     case Proto::httpflv: return "httpflv";
     case Proto::hls: return "hls";
     case Proto::http: return "http";
+    case Proto::relay: return "relay";
     default: return "unknown";
   }
 }

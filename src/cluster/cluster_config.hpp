@@ -47,6 +47,16 @@ struct ClusterConfig {
 };
 
 /// Section `redis`.
+/// Edge relays (config section `relay`, seed defaults; cluster::RelayManager).
+struct RelayConfig {
+  uint32_t establish_timeout_ms = 10000;     ///< connect + response head of one upstream pull
+  uint32_t max_retry_attempts = 3;           ///< failed pulls in a row before the relay gives up
+  uint32_t retry_delay_ms = 2000;            ///< between failed pulls
+  uint32_t release_delay_ms = 10000;         ///< the relay stops this long after the last local player left
+  uint32_t health_check_interval_ms = 5000;  ///< a pull without media this long is reconnected
+  uint32_t max_waiting_players = 1000;       ///< players waiting for one relay's first media (HTTP-FLV: 503 beyond)
+};
+
 struct RedisConfig {
   std::string url;                        ///< redis://[:password@]host[:port][/db]
   std::string key_prefix = "castmesh";    ///< every key and channel starts with "{prefix}:"

@@ -90,14 +90,18 @@ class Source : public std::enable_shared_from_this<Source> {
 
   // ---- publisher side ----------------------------------------------------------------------
 
-  bool begin_publish(Proto proto, std::string remote) {
+  /// Starts a publish; returns its epoch, 0 when refused (already publishing or closed).
+  uint64_t begin_publish(Proto proto, std::string remote) {
     bool republish = false;
+    uint64_t epoch = 0;
     {
       std::lock_guard lk(mu_);
       if (publishing_ || closed_) return false;
       publishing_ = true;
       republish = epoch_ > 0;
-      ++epoch_;
+      epoch = ++epoch_;
+      on_revoked_ = nullptr;
+      revoked_ = false;
       publisher_proto_ = proto;
       publisher_remote_ = std::move(remote);
       publish_started_ms_ = mono_ms();
@@ -122,29 +126,78 @@ class Source : public std::enable_shared_from_this<Source> {
     metrics_.publishes_total.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard ol(obs_mu_);
-      for (auto& o : observers_) o->on_publish(republish);
+      active_.assign(observers_.size(), false);
+      for (size_t i = 0; i < observers_.size(); ++i) {
+        active_[i] = observers_[i]->accepts(proto);
+        if (active_[i]) observers_[i]->on_publish(republish);
+      }
     }
-    hub_.emit_event("publish", key_);
-    return true;
+    hub_.emit_event(StreamEvent{StreamEvent::Kind::publish, key_, epoch, proto});
+    return epoch;
   }
 
-  void end_publish() {
+  /// Ends the publish of `epoch` (a later publish is left alone).
+  void end_publish(uint64_t epoch) {
+    Proto proto;
     {
       std::lock_guard lk(mu_);
-      if (!publishing_) return;
+      if (!publishing_ || epoch_ != epoch) return;
       publishing_ = false;
+      proto = publisher_proto_;
       idle_since_ms_ = mono_ms();
       wake_armed_locked();  // waiting players notice the unpublish
     }
     metrics_.streams.fetch_sub(1, std::memory_order_relaxed);
     {
       std::lock_guard ol(obs_mu_);
-      for (auto& o : observers_) o->on_unpublish();
+      for (size_t i = 0; i < observers_.size(); ++i)
+        if (i < active_.size() && active_[i]) observers_[i]->on_unpublish();
     }
-    hub_.emit_event("unpublish", key_);
+    hub_.emit_event(StreamEvent{StreamEvent::Kind::unpublish, key_, epoch, proto});
   }
 
-  bool push(media::PacketType type, uint32_t raw_ts, Bytes payload) {
+  /// Ends the publish of `epoch` and tells its publisher why. False when not live.
+  bool revoke(uint64_t epoch, const std::string& reason) {
+    std::function<void(const std::string&)> cb;
+    {
+      std::lock_guard lk(mu_);
+      if (!publishing_ || epoch_ != epoch) return false;
+      revoked_ = true;
+      cb = std::move(on_revoked_);
+      on_revoked_ = nullptr;
+    }
+    end_publish(epoch);
+    if (cb) cb(reason);
+    return true;
+  }
+
+  void set_on_revoked(uint64_t epoch, std::function<void(const std::string&)> f) {
+    std::lock_guard lk(mu_);
+    if (epoch_ == epoch && publishing_) on_revoked_ = std::move(f);
+  }
+
+  bool revoked(uint64_t epoch) const {
+    std::lock_guard lk(mu_);
+    return epoch_ != epoch || revoked_;
+  }
+
+  uint64_t subscriber_count(Proto p) const {
+    std::lock_guard lk(mu_);
+    return sub_counts_[Metrics::idx(p)];
+  }
+
+  bool publishing(Proto* proto) const {
+    std::lock_guard lk(mu_);
+    if (publishing_ && proto) *proto = publisher_proto_;
+    return publishing_;
+  }
+
+  uint64_t epoch() const {
+    std::lock_guard lk(mu_);
+    return epoch_;
+  }
+
+  bool push(uint64_t epoch, media::PacketType type, uint32_t raw_ts, Bytes payload) {
     const size_t size = payload.size();
     // Rebase: out = offset + (raw - first_raw), computed without unsigned wrap surprises.
     if (!first_raw_ts_) first_raw_ts_ = raw_ts;
@@ -157,7 +210,7 @@ class Source : public std::enable_shared_from_this<Source> {
     const int64_t now = mono_ms();
     {
       std::lock_guard lk(mu_);
-      if (!publishing_ || closed_) return false;
+      if (!publishing_ || closed_ || epoch_ != epoch) return false;
       bytes_in_ += size;
       rate_.add(now, size);
       if (pkt->is_video() && !pkt->sequence_header) frame_rate_.add(pkt->dts_ms);
@@ -179,7 +232,8 @@ class Source : public std::enable_shared_from_this<Source> {
     }
     {
       std::lock_guard ol(obs_mu_);
-      for (auto& o : observers_) o->on_packet(pkt);
+      for (size_t i = 0; i < observers_.size(); ++i)
+        if (i < active_.size() && active_[i]) observers_[i]->on_packet(pkt);
     }
     return true;
   }
@@ -194,7 +248,7 @@ class Source : public std::enable_shared_from_this<Source> {
 
   void detach(Subscription* s) {
     detach_locked(s);
-    hub_.emit_event("unsubscribe", key_);
+    hub_.emit_event(StreamEvent{StreamEvent::Kind::unsubscribe, key_, epoch(), s->proto_});
   }
 
   void detach_locked(Subscription* s) {
@@ -269,11 +323,6 @@ class Source : public std::enable_shared_from_this<Source> {
   void set_waker(Subscription& s, std::function<void()> w) {
     std::lock_guard lk(mu_);
     s.waker_ = std::move(w);
-  }
-
-  bool publishing() const {
-    std::lock_guard lk(mu_);
-    return publishing_;
   }
 
   // ---- hub side ----------------------------------------------------------------------------
@@ -427,6 +476,7 @@ class Source : public std::enable_shared_from_this<Source> {
 
   std::mutex obs_mu_;
   std::vector<std::unique_ptr<SourceObserver>> observers_;
+  std::vector<bool> active_;  // observers that accepted the current publish (obs_mu_)
 
   mutable std::mutex mu_;
   bool publishing_ = false;
@@ -435,6 +485,8 @@ class Source : public std::enable_shared_from_this<Source> {
   Proto publisher_proto_ = Proto::rtmp;
   std::string publisher_remote_;
   int64_t publish_started_ms_ = 0;
+  std::function<void(const std::string&)> on_revoked_;
+  bool revoked_ = false;
   int64_t idle_since_ms_;
   uint64_t bytes_in_ = 0;
   RateWindow rate_;
@@ -464,14 +516,20 @@ class Source : public std::enable_shared_from_this<Source> {
 Publisher::~Publisher() { unpublish(); }
 
 bool Publisher::push(media::PacketType type, uint32_t timestamp_ms, Bytes payload) {
-  return src_ && src_->push(type, timestamp_ms, std::move(payload));
+  return src_ && src_->push(epoch_, type, timestamp_ms, std::move(payload));
 }
 
 void Publisher::unpublish() {
   if (src_) {
-    src_->end_publish();
+    src_->end_publish(epoch_);
     src_.reset();
   }
+}
+
+bool Publisher::revoked() const { return !src_ || src_->revoked(epoch_); }
+
+void Publisher::set_on_revoked(std::function<void(const std::string&)> f) {
+  if (src_) src_->set_on_revoked(epoch_, std::move(f));
 }
 
 const StreamKey& Publisher::key() const noexcept {
@@ -493,7 +551,7 @@ void Subscription::set_waker(std::function<void()> waker) { src_->set_waker(*thi
 
 const StreamKey& Subscription::key() const noexcept { return src_->key(); }
 
-bool Subscription::publishing() const { return src_->publishing(); }
+bool Subscription::publishing() const { return src_->publishing(nullptr); }
 
 // ---- StreamHub -------------------------------------------------------------------------------
 
@@ -510,7 +568,7 @@ Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& requested
     authorize = authorizer_;
   }
   StreamKey key = requested;
-  if (authorize) {
+  if (authorize && proto != Proto::relay) {
     auto mapped = authorize(requested, remote);
     if (!mapped) {
       metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
@@ -523,25 +581,38 @@ Result<std::unique_ptr<Publisher>> StreamHub::publish(const StreamKey& requested
   auto found = find_or_create(key, /*create=*/true);
   if (!found) return found.error();
   std::shared_ptr<Source> src = std::move(found.value());
-  if (!src->begin_publish(proto, std::move(remote))) {
+  const uint64_t epoch = src->begin_publish(proto, std::move(remote));
+  if (epoch == 0) {
     metrics_.publish_rejected_total.fetch_add(1, std::memory_order_relaxed);
     return Error{Errc::already_publishing, key.str() + " is already being published"};
   }
-  return std::unique_ptr<Publisher>(new Publisher(std::move(src)));
+  return std::unique_ptr<Publisher>(new Publisher(std::move(src), epoch));
 }
 
 Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key, Proto proto,
                                                            bool wait_for_publisher) {
   if (auto st = validate_name(key.app); !st) return st.error();
   if (auto st = validate_name(key.stream); !st) return st.error();
-  auto found = find_or_create(key, /*create=*/wait_for_publisher);
+  bool wait = wait_for_publisher;
+  if (!wait) {
+    auto existing = find(key);
+    if (!existing || !existing->publishing(nullptr)) {
+      RemoteLocator locate;
+      {
+        std::lock_guard lk(mu_);
+        locate = locator_;
+      }
+      if (!locate || !locate(key)) return Error{Errc::not_found, key.str() + " is not being published"};
+      wait = true;  // another node publishes it: wait for the relay
+    }
+  }
+  auto found = find_or_create(key, /*create=*/wait);
   if (!found) return found.error();
   std::shared_ptr<Source> src = std::move(found.value());
-  if (!wait_for_publisher && !src->publishing())
-    return Error{Errc::not_found, key.str() + " is not being published"};
+  if (!wait && !src->publishing(nullptr)) return Error{Errc::not_found, key.str() + " is not being published"};
   std::unique_ptr<Subscription> sub(new Subscription(src, proto));
   src->attach(sub.get());
-  emit_event("subscribe", key);
+  emit_event(StreamEvent{StreamEvent::Kind::subscribe, key, src->epoch(), proto});
   return sub;
 }
 
@@ -579,13 +650,53 @@ void StreamHub::add_event_listener(EventListener f) {
   listeners_.push_back(std::move(f));
 }
 
-void StreamHub::emit_event(std::string_view kind, const StreamKey& key) {
+void StreamHub::emit_event(const StreamEvent& ev) {
   std::vector<EventListener> ls;
   {
     std::lock_guard lk(mu_);
     ls = listeners_;
   }
-  for (auto& l : ls) l(kind, key);
+  for (auto& l : ls) l(ev);
+}
+
+std::shared_ptr<Source> StreamHub::find(const StreamKey& key) const {
+  std::lock_guard lk(mu_);
+  auto it = sources_.find(key);
+  return it == sources_.end() ? nullptr : it->second;
+}
+
+void StreamHub::set_remote_locator(RemoteLocator f) {
+  std::lock_guard lk(mu_);
+  locator_ = std::move(f);
+}
+
+bool StreamHub::revoke_publisher(const StreamKey& key, uint64_t epoch, const std::string& reason) {
+  auto src = find(key);
+  return src && src->revoke(epoch, reason);
+}
+
+bool StreamHub::close_unpublished(const StreamKey& key) {
+  std::shared_ptr<Source> src;
+  {
+    std::lock_guard lk(mu_);
+    auto it = sources_.find(key);
+    if (it == sources_.end()) return true;
+    if (it->second->publishing(nullptr)) return false;
+    src = it->second;
+    sources_.erase(it);
+  }
+  src->close();
+  return true;
+}
+
+uint64_t StreamHub::subscriber_count(const StreamKey& key, Proto proto) const {
+  auto src = find(key);
+  return src ? src->subscriber_count(proto) : 0;
+}
+
+bool StreamHub::is_publishing(const StreamKey& key, Proto* proto) const {
+  auto src = find(key);
+  return src && src->publishing(proto);
 }
 
 void StreamHub::set_subscriber_counter(Proto proto, SubscriberCounter counter) {
@@ -638,7 +749,8 @@ size_t StreamHub::publishing_count() const {
     std::lock_guard lk(mu_);
     for (auto& [k, s] : sources_) srcs.push_back(s);
   }
-  return static_cast<size_t>(std::count_if(srcs.begin(), srcs.end(), [](auto& s) { return s->publishing(); }));
+  return static_cast<size_t>(
+      std::count_if(srcs.begin(), srcs.end(), [](auto& s) { return s->publishing(nullptr); }));
 }
 
 void StreamHub::sweep() {

@@ -79,6 +79,22 @@ class SourceObserver {
   virtual void on_unpublish() = 0;
   /// The Source is being removed (idle) or the hub stops; release resources.
   virtual void on_close() {}
+  /// Whether this observer follows publishes of protocol `publisher` (called at each publish;
+  /// an observer that declines gets no callbacks until the next publish it accepts). The HLS
+  /// segmenter declines relayed publishes: an edge serves the owner's segments instead.
+  virtual bool accepts(Proto publisher) const { return true; }
+};
+
+/// What happened to a stream (StreamHub::add_event_listener).
+struct StreamEvent {
+  enum class Kind : uint8_t { publish, unpublish, subscribe, unsubscribe };
+  Kind kind;
+  const StreamKey& key;
+  /// The Source's publish epoch (1 for its first publisher, +1 per publish); for subscribe and
+  /// unsubscribe the current one (0 before any publish).
+  uint64_t epoch;
+  /// publish/unpublish: the publisher's protocol; subscribe/unsubscribe: the subscriber's.
+  Proto proto;
 };
 
 class Source;
@@ -96,13 +112,23 @@ class Publisher {
   /// republish. `payload` is the FLV tag body / RTMP message payload. Returns false when the
   /// payload is too short for its codec (dropped; the caller may count a protocol error).
   bool push(media::PacketType type, uint32_t timestamp_ms, Bytes payload);
+  /// Ends this publish (idempotent). A later publisher of the same Source is not affected.
   void unpublish();
   const StreamKey& key() const noexcept;
+  /// The publish epoch of this publisher (see StreamEvent::epoch).
+  uint64_t epoch() const noexcept { return epoch_; }
+  /// True once StreamHub::revoke_publisher() ended this publish.
+  bool revoked() const;
+  /// Called once (on the revoking thread, under no hub lock) when StreamHub::revoke_publisher()
+  /// ends this publish, with the reason. Must be cheap and thread-safe, e.g. an asio::post to
+  /// the session. Set it right after publish().
+  void set_on_revoked(std::function<void(const std::string& reason)> f);
 
  private:
   friend class StreamHub;
-  explicit Publisher(std::shared_ptr<Source> src) : src_(std::move(src)) {}
+  Publisher(std::shared_ptr<Source> src, uint64_t epoch) : src_(std::move(src)), epoch_(epoch) {}
   std::shared_ptr<Source> src_;
+  uint64_t epoch_ = 0;
 };
 
 /// A subscriber's cursor. Owned by the playing session; destroying it unsubscribes.
@@ -155,12 +181,15 @@ class StreamHub {
   ~StreamHub();
 
   /// Claims `key` (or the key the authorizer maps it to) for a new publisher; the
-  /// Publisher's key() tells which. Errors: Errc::bad_name, Errc::already_publishing, and the
+  /// Publisher's key() tells which. Relayed publishes (Proto::relay) skip the authorizer: the
+  /// key is already the public one the owner publishes. Errors: Errc::bad_name, Errc::already_publishing, and the
   /// authorizer's (Errc::forbidden).
   Result<std::unique_ptr<Publisher>> publish(const StreamKey& requested, Proto proto, std::string remote);
 
   /// Subscribes to `key`. When no publisher is live: with `wait_for_publisher` the
-  /// subscription is created and waits (RTMP play semantics), otherwise Errc::not_found.
+  /// subscription is created and waits (RTMP play semantics); without it, the subscription
+  /// also waits when the remote locator says another node publishes the stream (a relay will
+  /// feed this Source), otherwise Errc::not_found.
   Result<std::unique_ptr<Subscription>> subscribe(const StreamKey& key, Proto proto,
                                                   bool wait_for_publisher);
 
@@ -171,14 +200,34 @@ class StreamHub {
   using PublishAuthorizer = std::function<Result<StreamKey>(const StreamKey&, std::string_view remote)>;
   void set_publish_authorizer(PublishAuthorizer f);
 
+  /// Answers "does another node publish `key`?" for subscribe(). Called on the subscriber's
+  /// thread under no hub lock: it must not block (a memory lookup). Unset: never.
+  using RemoteLocator = std::function<bool(const StreamKey&)>;
+  void set_remote_locator(RemoteLocator f);
+
+  /// Ends the publish of `key` when its epoch is `epoch` (a lost registry claim, a takeover by
+  /// another node): the publisher's on_revoked callback runs with `reason`, subscribers stay
+  /// and wait for the next publisher. Returns false when that publish is not live.
+  bool revoke_publisher(const StreamKey& key, uint64_t epoch, const std::string& reason);
+
+  /// Ends every subscription of `key` while it has no publisher (read() returns ended) and
+  /// removes its Source: a relay that could not reach any owner releases its waiting players.
+  /// Returns false when the stream is being published here (nothing is done).
+  bool close_unpublished(const StreamKey& key);
+
+  /// Live subscribers of `key` on this node, by protocol, without HLS viewers (0 when absent).
+  uint64_t subscriber_count(const StreamKey& key, Proto proto) const;
+  /// True when `key` has a live publisher on this node; `proto` (optional) receives its protocol.
+  bool is_publishing(const StreamKey& key, Proto* proto = nullptr) const;
+
   /// Creates the observers attached to every new Source (called under no hub lock).
   using ObserverFactory = std::function<std::unique_ptr<SourceObserver>(const StreamKey&)>;
   void add_observer_factory(ObserverFactory f);
 
-  /// Stream events for other services (cluster registry later). kind: "publish" |
-  /// "unpublish" (on the publisher's thread), "subscribe" | "unsubscribe" (on the
-  /// subscriber's thread). Called under no hub or Source lock; must be cheap.
-  using EventListener = std::function<void(std::string_view kind, const StreamKey&)>;
+  /// Stream events for other services (publisher registry, relays, rooms): publish and
+  /// unpublish on the publisher's thread, subscribe and unsubscribe on the subscriber's thread.
+  /// Called under no hub or Source lock; must be cheap (no I/O).
+  using EventListener = std::function<void(const StreamEvent&)>;
   void add_event_listener(EventListener f);
 
   /// Supplies subscriber counts of a protocol the hub does not see as subscriptions (HLS
@@ -199,7 +248,8 @@ class StreamHub {
 
  private:
   friend class Source;
-  void emit_event(std::string_view kind, const StreamKey& key);
+  void emit_event(const StreamEvent& ev);
+  std::shared_ptr<Source> find(const StreamKey& key) const;
   void add_external_counts(StreamStats& st) const;
   /// The Source of `key`; with `create`, a new one (with observers) when there is none.
   Result<std::shared_ptr<Source>> find_or_create(const StreamKey& key, bool create);
@@ -212,6 +262,7 @@ class StreamHub {
   std::vector<EventListener> listeners_;
   std::vector<std::pair<Proto, SubscriberCounter>> counters_;
   PublishAuthorizer authorizer_;
+  RemoteLocator locator_;
   bool stopped_ = false;
 };
 

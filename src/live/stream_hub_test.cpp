@@ -70,16 +70,65 @@ TEST_F(HubTest, SecondPublisherIsRefused) {
 TEST_F(HubTest, EmitsStreamEvents) {
   std::vector<std::string> events;
   std::mutex mu;
-  hub->add_event_listener([&](std::string_view kind, const StreamKey& k) {
+  hub->add_event_listener([&](const StreamEvent& ev) {
+    static const char* kNames[] = {"publish", "unpublish", "subscribe", "unsubscribe"};
     std::lock_guard lk(mu);
-    events.push_back(std::string(kind) + " " + k.str());
+    events.push_back(std::string(kNames[int(ev.kind)]) + " " + ev.key.str() + " " + std::to_string(ev.epoch) + " " +
+                     proto_name(ev.proto));
   });
   {
     auto pub = publish();
     auto sub = subscribe();
   }
-  EXPECT_EQ(events, (std::vector<std::string>{"publish live/test", "subscribe live/test",
-                                                "unsubscribe live/test", "unpublish live/test"}));
+  EXPECT_EQ(events, (std::vector<std::string>{"publish live/test 1 rtmp", "subscribe live/test 1 httpflv",
+                                                "unsubscribe live/test 1 httpflv", "unpublish live/test 1 rtmp"}));
+}
+
+TEST_F(HubTest, RevokeEndsOnlyThatPublish) {
+  auto p1 = publish();
+  std::string reason;
+  p1->set_on_revoked([&](const std::string& r) { reason = r; });
+  auto sub = subscribe();
+  EXPECT_FALSE(hub->revoke_publisher(key, p1->epoch() + 1, "wrong epoch"));
+  EXPECT_FALSE(p1->revoked());
+  EXPECT_TRUE(hub->revoke_publisher(key, p1->epoch(), "lost the claim"));
+  EXPECT_EQ(reason, "lost the claim");
+  EXPECT_TRUE(p1->revoked());
+  EXPECT_EQ(hub->publishing_count(), 0u);
+  EXPECT_FALSE(p1->push(media::PacketType::audio, 0, Bytes{0xaf, 0x01, 0x00})) << "a revoked publisher is ignored";
+  // A new publisher takes the key; destroying the revoked one leaves it alone.
+  auto p2 = hub->publish(key, Proto::rtmp, "127.0.0.1:9");
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ((*p2)->epoch(), p1->epoch() + 1);
+  p1.reset();
+  EXPECT_EQ(hub->publishing_count(), 1u);
+}
+
+TEST_F(HubTest, RemoteLocatorMakesPlayersWait) {
+  // Without a locator (or when it says no) a non-waiting subscribe is refused at once.
+  EXPECT_EQ(hub->subscribe(key, Proto::httpflv, false).code(), Errc::not_found);
+  bool remote = false;
+  hub->set_remote_locator([&](const StreamKey&) { return remote; });
+  EXPECT_EQ(hub->subscribe(key, Proto::httpflv, false).code(), Errc::not_found);
+  remote = true;
+  auto sub = hub->subscribe(key, Proto::httpflv, false);
+  ASSERT_TRUE(sub.ok()) << "another node publishes it: the player waits for the relay";
+  EXPECT_EQ(hub->subscriber_count(key, Proto::httpflv), 1u);
+  std::vector<media::PacketPtr> out;
+  EXPECT_EQ((*sub)->read(out), Subscription::ReadStatus::wait);
+  // A relay (skipping the authorizer) feeds it.
+  hub->set_publish_authorizer([](const StreamKey&, std::string_view) -> Result<StreamKey> {
+    return Error{Errc::forbidden, "no"};
+  });
+  auto relay = hub->publish(key, Proto::relay, "10.0.0.1:7000");
+  ASSERT_TRUE(relay.ok());
+  Proto p = Proto::rtmp;
+  EXPECT_TRUE(hub->is_publishing(key, &p));
+  EXPECT_EQ(p, Proto::relay);
+  relay->reset();
+  // Nobody publishes any more: the waiting players are released.
+  EXPECT_TRUE(hub->close_unpublished(key));
+  EXPECT_EQ((*sub)->read(out), Subscription::ReadStatus::ended);
 }
 
 TEST_F(HubTest, PublishAuthorizerRefuses) {

@@ -159,15 +159,23 @@ bool Router::path_matches(const Route& r, std::string_view path) {
 }
 
 void Router::add(std::string method, std::string prefix, std::string suffix, Handler h) {
-  routes_.push_back(Route{std::move(method), std::move(prefix), std::move(suffix), false, std::move(h), {}});
+  routes_.push_back(Route{std::move(method), std::move(prefix), std::move(suffix), false, std::move(h), {}, {}});
 }
 
 void Router::add(std::string method, std::string path, Handler h) {
-  routes_.push_back(Route{std::move(method), std::move(path), {}, true, std::move(h), {}});
+  routes_.push_back(Route{std::move(method), std::move(path), {}, true, std::move(h), {}, {}});
 }
 
 void Router::add_stream(std::string method, std::string prefix, std::string suffix, StreamHandler h) {
-  routes_.push_back(Route{std::move(method), std::move(prefix), std::move(suffix), false, {}, std::move(h)});
+  routes_.push_back(Route{std::move(method), std::move(prefix), std::move(suffix), false, {}, std::move(h), {}});
+}
+
+void Router::add_async(std::string method, std::string path, AsyncHandler h) {
+  routes_.push_back(Route{std::move(method), std::move(path), {}, true, {}, {}, std::move(h)});
+}
+
+void Router::add_async(std::string method, std::string prefix, std::string suffix, AsyncHandler h) {
+  routes_.push_back(Route{std::move(method), std::move(prefix), std::move(suffix), false, {}, {}, std::move(h)});
 }
 
 Router::Match Router::find(std::string_view method, std::string_view path) const {
@@ -181,13 +189,16 @@ Router::Match Router::find(std::string_view method, std::string_view path) const
   };
   for (const Route& r : routes_) {
     if (!path_matches(r, path)) continue;
-    const bool plain = static_cast<bool>(r.handler);
+    const bool plain = static_cast<bool>(r.handler) || static_cast<bool>(r.async);
     const bool method_ok = r.method == method || (method == "HEAD" && plain && r.method == "GET");
     if (method_ok) {
       if (!r.exact) {
         m.path_param = std::string(path.substr(r.prefix.size(), path.size() - r.prefix.size() - r.suffix.size()));
       }
-      if (plain) {
+      if (r.async) {
+        m.kind = Match::Kind::async;
+        m.async = &r.async;
+      } else if (plain) {
         m.kind = Match::Kind::handler;
         m.handler = &r.handler;
       } else {
@@ -505,7 +516,8 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn> c) {
         req.body = std::move(parser.get().body());
       }
       try {
-        res = (*match.handler)(req);
+        if (match.kind == Router::Match::Kind::async) res = co_await (*match.async)(req);
+        else res = (*match.handler)(req);
       } catch (const std::exception& e) {
         spdlog::error("http {}: handler {} {}: {}", c->remote, req.method, req.path, e.what());
         res = json_error(500, "internal error");

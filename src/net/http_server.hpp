@@ -68,6 +68,11 @@ Result<std::string> percent_decode_path(std::string_view s);
 /// not block. An exception becomes a 500 response.
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
+/// Asynchronous request handler: like Handler, but it may await I/O (an inter-node fetch, a
+/// blocking-work executor) without holding the I/O thread. Runs on the connection's io_context.
+/// An exception becomes a 500 response.
+using AsyncHandler = std::function<boost::asio::awaitable<HttpResponse>(const HttpRequest&)>;
+
 /// Takes over the connection after the request head was read (the body is not read; the
 /// request's `body` is empty). The handler writes its own status line and headers, then as
 /// much as it likes; the server closes the connection when the returned awaitable completes.
@@ -90,8 +95,9 @@ class Router {
  public:
   /// What find() resolved.
   struct Match {
-    enum class Kind { none, method_not_allowed, handler, stream } kind = Kind::none;
+    enum class Kind { none, method_not_allowed, handler, async, stream } kind = Kind::none;
     const Handler* handler = nullptr;              ///< Kind::handler
+    const AsyncHandler* async = nullptr;           ///< Kind::async
     const StreamHandler* stream = nullptr;         ///< Kind::stream
     std::string path_param;                        ///< see HttpRequest::path_param
     std::string allow;                             ///< Kind::method_not_allowed: "GET, HEAD"
@@ -105,6 +111,10 @@ class Router {
   void add(std::string method, std::string path, Handler h);
   /// Prefix/suffix route whose handler takes over the connection (see StreamHandler).
   void add_stream(std::string method, std::string prefix, std::string suffix, StreamHandler h);
+  /// Prefix/suffix route with an asynchronous handler (HEAD matches GET routes, as for add()).
+  void add_async(std::string method, std::string prefix, std::string suffix, AsyncHandler h);
+  /// Exact-path route with an asynchronous handler.
+  void add_async(std::string method, std::string path, AsyncHandler h);
 
   /// Resolves a request. A HEAD request also matches GET routes with a plain Handler (not
   /// stream routes). When the path matches only routes of other methods the result is
@@ -117,6 +127,7 @@ class Router {
     bool exact = false;
     Handler handler;
     StreamHandler stream;
+    AsyncHandler async;
   };
   static bool path_matches(const Route& r, std::string_view path);
   std::vector<Route> routes_;

@@ -1,5 +1,9 @@
 #include "cluster/internode/internode_server.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
 #include "base/clock.hpp"
 #include "base/log.hpp"
 #include "net/io_pool.hpp"
@@ -32,15 +36,46 @@ void InternodeServer::add(std::string method, std::string path, InternodeHandler
               [this, h = std::move(handler)](const net::HttpRequest& req) { return handle(req, h); });
 }
 
-net::HttpResponse InternodeServer::handle(const net::HttpRequest& req, const InternodeHandler& handler) {
-  std::string sender;
+std::optional<Refusal> InternodeServer::check(const net::HttpRequest& req, std::string& sender) {
   auto refusal = verifier_->verify(
       req.method, req.target, req.body, [&req](std::string_view name) { return req.header(name); }, &sender);
-  if (refusal) {
-    log_refusal(*refusal, req);
-    return net::json_error(401, refusal_message(*refusal));
-  }
+  if (refusal) log_refusal(*refusal, req);
+  return refusal;
+}
+
+net::HttpResponse InternodeServer::handle(const net::HttpRequest& req, const InternodeHandler& handler) {
+  std::string sender;
+  if (auto refusal = check(req, sender)) return net::json_error(401, refusal_message(*refusal));
   return handler(req, sender);
+}
+
+void InternodeServer::add_stream(std::string method, std::string prefix, std::string suffix,
+                                 InternodeStreamHandler handler) {
+  router_.add_stream(std::move(method), std::move(prefix), std::move(suffix),
+                     [this, h = std::move(handler)](boost::asio::ip::tcp::socket& sock,
+                                                    const net::HttpRequest& req) -> boost::asio::awaitable<void> {
+                       std::string sender;
+                       if (auto refusal = check(req, sender)) {
+                         const std::string body = "{\"error\":\"" + std::string(refusal_message(*refusal)) + "\"}";
+                         const std::string msg = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                                                 "Content-Length: " + std::to_string(body.size()) +
+                                                 "\r\nConnection: close\r\n\r\n" + body;
+                         co_await boost::asio::async_write(sock, boost::asio::buffer(msg),
+                                                           boost::asio::as_tuple(boost::asio::use_awaitable));
+                         co_return;
+                       }
+                       co_await h(sock, req, sender);
+                     });
+}
+
+void InternodeServer::add_async(std::string method, std::string prefix, std::string suffix,
+                                InternodeAsyncHandler handler) {
+  router_.add_async(std::move(method), std::move(prefix), std::move(suffix),
+                    [this, h = std::move(handler)](const net::HttpRequest& req) -> boost::asio::awaitable<net::HttpResponse> {
+                      std::string sender;
+                      if (auto refusal = check(req, sender)) co_return net::json_error(401, refusal_message(*refusal));
+                      co_return co_await h(req, sender);
+                    });
 }
 
 void InternodeServer::log_refusal(Refusal r, const net::HttpRequest& req) {

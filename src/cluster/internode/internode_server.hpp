@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/metrics.hpp"
@@ -26,6 +27,14 @@ namespace castmesh::cluster::internode {
 /// X-Castmesh-Node value. Runs on an io thread of the pool: fast, non-blocking (see
 /// net::Handler). An exception becomes a 500 response.
 using InternodeHandler = std::function<net::HttpResponse(const net::HttpRequest&, const std::string& sender_node)>;
+
+/// Streaming handler of an authenticated inter-node request (see net::StreamHandler).
+using InternodeStreamHandler = std::function<boost::asio::awaitable<void>(
+    boost::asio::ip::tcp::socket&, const net::HttpRequest&, const std::string& sender_node)>;
+
+/// Asynchronous handler of an authenticated inter-node request (see net::AsyncHandler).
+using InternodeAsyncHandler =
+    std::function<boost::asio::awaitable<net::HttpResponse>(const net::HttpRequest&, const std::string& sender_node)>;
 
 /// The inter-node API server: a net::Router plus a net::HttpServer on the given IoPool.
 ///
@@ -52,6 +61,11 @@ class InternodeServer {
   /// Adds a route matching exactly `path` (decoded, without query) for `method`. Must be called
   /// before listen().
   void add(std::string method, std::string path, InternodeHandler handler);
+  /// A prefix/suffix route whose handler takes over the connection once the request is verified
+  /// (a refused one gets 401 and is closed). Before listen().
+  void add_stream(std::string method, std::string prefix, std::string suffix, InternodeStreamHandler handler);
+  /// A prefix/suffix route with an asynchronous handler, verified first. Before listen().
+  void add_async(std::string method, std::string prefix, std::string suffix, InternodeAsyncHandler handler);
 
   /// Binds host:port (port 0 = ephemeral) and starts accepting. Errors: Errc::io_error naming
   /// the address.
@@ -71,6 +85,8 @@ class InternodeServer {
 
  private:
   net::HttpResponse handle(const net::HttpRequest& req, const InternodeHandler& handler);
+  /// Verifies `req`; the refusal (logged and counted) or nullopt with `sender` set.
+  std::optional<Refusal> check(const net::HttpRequest& req, std::string& sender);
   void log_refusal(Refusal r, const net::HttpRequest& req);
 
   std::unique_ptr<RequestVerifier> verifier_;

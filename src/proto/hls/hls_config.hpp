@@ -23,6 +23,11 @@ struct HlsConfig {
   uint32_t cleanup_grace_secs = 30;
   /// Hard cap of one segment, bytes (a GOP-less stream is cut here).
   uint32_t max_segment_bytes = 32 * 1024 * 1024;
+  /// Cluster mode, non-shared store: a node proxying another node's HLS serves a cached
+  /// playlist this long, ms.
+  uint32_t proxy_playlist_ttl_ms = 50;
+  /// Cluster mode: bound of the proxy cache of other nodes' playlists and segments, bytes.
+  uint64_t proxy_cache_bytes = 256ull * 1024 * 1024;
 };
 
 }  // namespace castmesh::hls

@@ -17,6 +17,9 @@ class SegmenterHandle final : public live::SourceObserver {
   void on_packet(const media::PacketPtr& pkt) override { seg_->on_packet(pkt); }
   void on_unpublish() override { seg_->on_unpublish(); }
   void on_close() override { seg_->on_close(); }
+  // A relayed stream is segmented by its owner only: other nodes serve the owner's playlist and
+  // segments (the same names and bytes everywhere), so a relay must not write its own.
+  bool accepts(Proto publisher) const override { return publisher != Proto::relay; }
 
  private:
   std::shared_ptr<Segmenter> seg_;

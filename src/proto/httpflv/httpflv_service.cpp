@@ -62,7 +62,13 @@ asio::awaitable<void> HttpFlvService::serve(tcp::socket& socket, const net::Http
     co_await write_plain(socket, 400, "Bad Request", R"({"error":"malformed stream name"})");
     co_return;
   }
-  auto sub_r = hub_.subscribe(*key, Proto::httpflv, /*wait_for_publisher=*/false);
+  co_await play(socket, req, *key, Proto::httpflv);
+}
+
+asio::awaitable<void> HttpFlvService::play(tcp::socket& socket, const net::HttpRequest& req, const live::StreamKey& key_in,
+                                           Proto proto) {
+  const live::StreamKey* key = &key_in;
+  auto sub_r = hub_.subscribe(*key, proto, /*wait_for_publisher=*/false);
   if (!sub_r) {
     if (sub_r.code() == Errc::not_found)
       co_await write_plain(socket, 404, "Not Found", R"({"error":"stream not found"})");
@@ -76,12 +82,13 @@ asio::awaitable<void> HttpFlvService::serve(tcp::socket& socket, const net::Http
   std::unique_ptr<live::Subscription> sub = std::move(sub_r.value());
   sub->set_waker([st, ex] { asio::post(ex, [st] { st->timer.cancel(); }); });
 
-  metrics_.connections[Metrics::idx(Proto::httpflv)].fetch_add(1, std::memory_order_relaxed);
-  metrics_.add(metrics_.connections_total, Proto::httpflv, 1);
+  metrics_.connections[Metrics::idx(proto)].fetch_add(1, std::memory_order_relaxed);
+  metrics_.add(metrics_.connections_total, proto, 1);
   struct Gauge {
     Metrics& m;
-    ~Gauge() { m.connections[Metrics::idx(Proto::httpflv)].fetch_sub(1, std::memory_order_relaxed); }
-  } gauge{metrics_};
+    Proto p;
+    ~Gauge() { m.connections[Metrics::idx(p)].fetch_sub(1, std::memory_order_relaxed); }
+  } gauge{metrics_, proto};
 
   // Watches the socket: a player that closes its side (or sends anything unexpected after
   // the request) ends the session even while the stream is idle. It also enforces the send
@@ -167,7 +174,7 @@ asio::awaitable<void> HttpFlvService::serve(tcp::socket& socket, const net::Http
     st->write_started_ms = 0;
     inflight.clear();
     if (ec) break;
-    metrics_.add(metrics_.bytes_out_total, Proto::httpflv, n);
+    metrics_.add(metrics_.bytes_out_total, proto, n);
   }
   st->done = true;
   sub.reset();  // detach before the state goes away; no waker can run after this

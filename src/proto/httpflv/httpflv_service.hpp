@@ -27,6 +27,11 @@ class HttpFlvService {
   /// stream's Source is removed or the server stops. Runs on the socket's io_context.
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket& socket, const net::HttpRequest& req);
 
+  /// Plays `key` to `socket` as serve() does, counting the player under `proto` (Proto::relay
+  /// for another node's edge relay).
+  boost::asio::awaitable<void> play(boost::asio::ip::tcp::socket& socket, const net::HttpRequest& req,
+                                    const live::StreamKey& key, Proto proto);
+
   /// Adapts serve() to net::StreamHandler.
   net::StreamHandler handler();
 

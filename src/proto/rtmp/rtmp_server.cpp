@@ -164,6 +164,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_publish(const Command& c);
   void on_play(const Command& c);
   void stop_publishing(bool notify_client);
+  /// The hub ended this connection's publish (StreamHub::revoke_publisher): BadName, then close.
+  void on_revoked(const std::string& reason) {
+    if (!publisher_ || closed_) return;
+    spdlog::info("rtmp {}: publish {} ended: {}", remote_, publisher_->key().str(), reason);
+    publisher_.reset();
+    send(on_status_message(kMediaStreamId, "error", status::kPublishBadName,
+                           std::string(status::kPublishBadName) + ": " + reason));
+    close_after_flush_ = true;
+  }
   void stop_playing();
 
   /// Serializes `m` into the control queue and wakes the writer.
@@ -622,6 +631,17 @@ void Session::on_publish(const Command& c) {
     return refuse(pub.code() == Errc::already_publishing ? "stream already publishing" : pub.error().message());
   }
   publisher_ = std::move(*pub);
+  // The cluster's publisher registry may refuse the stream after the fact (another node holds
+  // it) or a takeover may end it: answer BadName and close.
+  {
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto ex = ex_;
+    publisher_->set_on_revoked([weak, ex](const std::string& reason) {
+      asio::post(ex, [weak, reason] {
+        if (auto s = weak.lock()) s->on_revoked(reason);
+      });
+    });
+  }
   spdlog::info("rtmp {}: publish {}", remote_, key.str());
   send(on_status_message(kMediaStreamId, "status", status::kPublishStart, key.str() + " is now published."));
 }

@@ -1,0 +1,262 @@
+"""Clustered live streaming (docs/design.md "Clustered live streaming"): a stream published to
+one node plays from every node. Three castmesh nodes on one Redis and the `postgres` fixture's
+database; real ffmpeg publishers and ffprobe/ffmpeg/raw HTTP readers as players.
+
+- ClusterStreamsTest: reads from every node (HTTP-FLV and RTMP through an edge relay, HLS through
+  the proxy cache), one relay for many players and its release, a second publisher refused,
+  HLS requests alternating between nodes, forged relay requests refused.
+- StreamFailoverTest: the owner is killed (SIGKILL) and the publisher comes back on another node;
+  an HTTP-FLV player that stayed on a third node gets video again, and the registry names the new
+  owner with a higher epoch.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import harness
+import cluster_harness as ch
+from cluster_harness import Cluster, RedisServer, uniq
+from harness import HOST, FlvReader, HttpStream, Publisher, ProcessSet, ffprobe_streams, wait_for
+
+RELEASE_DELAY_MS = 2000
+
+
+class StreamsBase(unittest.TestCase):
+    node_kw = {"extra_env": {"CASTMESH_RELAY__RELEASE_DELAY_MS": RELEASE_DELAY_MS,
+                             "CASTMESH_RELAY__RETRY_DELAY_MS": 500,
+                             "CASTMESH_RELAY__MAX_RETRY_ATTEMPTS": 10,
+                             "CASTMESH_HLS__TARGET_DURATION_SECS": 1}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = ch.make_workdir(cls.__name__.lower())
+        cls.procs = ProcessSet()
+        cls.redis = RedisServer(cls.workdir)
+        cls.cluster = None
+        try:
+            cls.redis.start()
+            cls.cluster = Cluster(cls.workdir, cls.redis, ch.postgres_url(), uniq("cms"), **cls.node_kw)
+            cls.a, cls.b, cls.c = [cls.cluster.add(n) for n in ("node-a", "node-b", "node-c")]
+            cls.cluster.wait_all_alive(timeout=20)
+        except BaseException:
+            if cls.cluster is not None:
+                sys.stderr.write(cls.cluster.logs(120) + "\n")
+                cls.cluster.kill_all()
+            cls.redis.kill()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.procs.kill_all()
+        if cls.cluster is not None:
+            cls.cluster.stop_all()
+        cls.redis.kill()
+
+    def run(self, result=None):
+        res = super().run(result)
+        if result is not None and (result.failures or result.errors):
+            sys.stderr.write(self.cluster.logs(60) + "\n")
+        return res
+
+    def publish(self, node, stream):
+        log = os.path.join(self.workdir, "ffmpeg-%s-%s-%d.log" % (node.node_id, stream, time.monotonic_ns()))
+        return Publisher(node.rtmp_url("live", stream), log, self.procs)
+
+    def owner_of(self, node, stream):
+        """(owner, epoch) of `stream` in `node`'s GET /api/v1/streams, or None."""
+        for s in node.get_json("/api/v1/streams")["streams"]:
+            if s["key"] == "live/" + stream:
+                return s["owner"], s["epoch"]
+        return None
+
+    def wait_owner(self, stream, owner_id, nodes, timeout=15.0, min_epoch=0):
+        def ok():
+            for n in nodes:
+                o = self.owner_of(n, stream)
+                if not o or o[0] != owner_id or o[1] <= min_epoch:
+                    return False
+            return True
+        wait_for(ok, timeout, 0.1, "every node lists %s owned by %s" % (stream, owner_id))
+        return self.owner_of(nodes[0], stream)[1]
+
+    @staticmethod
+    def metric(node, name, labels=""):
+        return node.metrics().get((name, labels), 0)
+
+    @staticmethod
+    def codecs(streams):
+        return sorted(s["codec_name"] for s in streams)
+
+    def read_flv_until_video(self, reader, timeout):
+        """Reads tags until a coded video frame arrives; returns the time it did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tag = reader.read_tag()
+            if tag.is_video_frame:
+                return time.monotonic()
+        raise AssertionError("no video within %.1f s" % timeout)
+
+
+class ClusterStreamsTest(StreamsBase):
+
+    def test_1_reads_from_every_node(self):
+        pub = self.publish(self.a, "every")
+        self.addCleanup(pub.stop)
+        self.wait_owner("every", "node-a", [self.a, self.b, self.c])
+        # HTTP-FLV and RTMP from B (an edge relay), HLS from C (the proxy to A's segments).
+        flv, _ = ffprobe_streams(self.b.http_url("/live/live/every.flv"), extra=["-read_intervals", "%+3"])
+        self.assertEqual(self.codecs(flv), ["aac", "h264"])
+        rtmp, _ = ffprobe_streams(self.b.rtmp_url("live", "every"), extra=["-read_intervals", "%+3"])
+        self.assertEqual(self.codecs(rtmp), ["aac", "h264"])
+        wait_for(lambda: self.c.get("/live/live/every.m3u8")[0] == 200, 15, 0.2, "C serves the playlist")
+        hls, _ = ffprobe_streams(self.c.http_url("/live/live/every.m3u8"))
+        self.assertEqual(self.codecs(hls), ["aac", "h264"])
+        # The listing on C names the owner and shows B relaying.
+        doc = self.c.get_json("/api/v1/streams")
+        s = [x for x in doc["streams"] if x["key"] == "live/every"][0]
+        self.assertEqual(s["owner"], "node-a")
+        self.assertEqual(s["video"]["codec"], "H264")
+        self.assertEqual(sorted(n["node_id"] for n in s["nodes"]), ["node-a", "node-b", "node-c"])
+        # A stream nobody publishes: 404 right after the lookup on any node.
+        t0 = time.monotonic()
+        self.assertEqual(self.b.get("/live/live/nobody.flv")[0], 404)
+        self.assertEqual(self.c.get("/live/live/nobody.m3u8")[0], 404)
+        self.assertLess(time.monotonic() - t0, 1.0)
+
+    def test_2_one_relay_for_many_players(self):
+        pub = self.publish(self.a, "many")
+        self.addCleanup(pub.stop)
+        self.wait_owner("many", "node-a", [self.a, self.b])
+        players = []
+        try:
+            for _ in range(200):
+                p = HttpStream(self.b.http_port, "/live/live/many.flv", timeout=10)
+                players.append(p)
+            for p in players:
+                self.assertEqual(p.read_head(), 200)
+            # Every player gets video through the one relay.
+            for p in players[:20]:
+                r = FlvReader(p)
+                r.read_header()
+                self.read_flv_until_video(r, 10)
+            relay_conns = lambda: self.metric(self.a, "castmesh_connections", '{protocol="relay"}')
+            wait_for(lambda: relay_conns() == 1, 10, 0.1, "A serves exactly one relay")
+            self.assertEqual(self.metric(self.b, "castmesh_relays_active"), 1)
+            time.sleep(1.0)
+            self.assertEqual(relay_conns(), 1, "still one relay for 200 players")
+        finally:
+            for p in players:
+                p.close()
+        t_closed = time.monotonic()
+        wait_for(lambda: self.metric(self.b, "castmesh_relays_active") == 0, 15, 0.1, "the relay is released")
+        released_after = time.monotonic() - t_closed
+        self.assertGreaterEqual(released_after, RELEASE_DELAY_MS / 1000.0 - 0.3, "released before release_delay")
+        wait_for(lambda: self.metric(self.a, "castmesh_connections", '{protocol="relay"}') == 0, 10, 0.1,
+                 "A's relay connection closed")
+
+    def test_3_second_publisher_refused(self):
+        pub = self.publish(self.a, "twice")
+        self.addCleanup(pub.stop)
+        epoch = self.wait_owner("twice", "node-a", [self.a, self.b])
+        second = self.publish(self.b, "twice")
+        rc = second.wait(15)
+        self.assertIsNotNone(rc, "the second publisher on B was not closed")
+        self.assertNotEqual(rc, 0)
+        self.assertTrue(pub.alive(), "the first publisher keeps streaming")
+        self.assertEqual(self.owner_of(self.c, "twice"), ("node-a", epoch))
+        self.assertGreaterEqual(self.metric(self.b, "castmesh_registry_claims_lost_total"), 1)
+
+    def test_4_alternating_hls(self):
+        pub = self.publish(self.a, "alt")
+        self.addCleanup(pub.stop)
+        self.wait_owner("alt", "node-a", [self.a, self.b, self.c])
+        nodes = [self.a, self.b, self.c]
+        wait_for(lambda: all(n.get("/live/live/alt.m3u8")[0] == 200 for n in nodes), 15, 0.2, "playlists")
+        out = tempfile.NamedTemporaryFile(suffix=".ts", delete=False, dir=self.workdir)
+        seen = []
+        i = 0
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            n = nodes[i % 3]
+            i += 1
+            st, _, body = n.get("/live/live/alt.m3u8")
+            self.assertEqual(st, 200, "playlist from %s" % n.node_id)
+            for uri in harness.playlist_segments(body.decode()):
+                if uri in seen:
+                    continue
+                m = nodes[i % 3]
+                i += 1
+                st, _, seg = m.get("/live/live/" + uri)
+                self.assertEqual(st, 200, "%s from %s" % (uri, m.node_id))
+                out.write(seg)
+                seen.append(uri)
+            time.sleep(0.3)
+        out.close()
+        self.assertGreaterEqual(len(seen), 5)
+        # The same playlist names and bytes on every node.
+        names = [harness.playlist_segments(n.get("/live/live/alt.m3u8")[2].decode())[:2] for n in nodes]
+        self.assertTrue(names[0] == names[1] or names[1] == names[2], names)
+        seg = seen[-2]
+        bodies = [n.get("/live/live/" + seg)[2] for n in nodes]
+        self.assertEqual(bodies[0], bodies[1])
+        self.assertEqual(bodies[1], bodies[2])
+        rc, _, err, _ = harness.run([harness.FFMPEG, "-v", "error", "-i", out.name, "-f", "null", "-"], 60)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err.strip(), "", "ffmpeg reported decode errors")
+        # Segments are fetched once per node: a second read is a cache hit, not an upstream fetch.
+        misses = self.metric(self.b, "castmesh_hls_proxy_misses_total")
+        hits = self.metric(self.b, "castmesh_hls_proxy_hits_total")
+        self.assertGreater(misses, 0)
+        for _ in range(3):
+            self.assertEqual(self.b.get("/live/live/" + seg)[0], 200)
+        self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_misses_total"), misses)
+        self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_hits_total"), hits + 3)
+
+    def test_5_forged_relay_requests_refused(self):
+        st, _, _ = self.a.internode("GET", "/internal/v1/relay/live/x.flv")
+        self.assertEqual(st, 401)
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", secret="wrong-secret", node_id="node-b")
+        self.assertEqual(st, 401)
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/hls/live/x/x.m3u8", secret="wrong-secret", node_id="node-b")
+        self.assertEqual(st, 401)
+        # Correctly signed, but A does not publish it: 404.
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", node_id="node-b")
+        self.assertEqual(st, 404)
+
+
+class StreamFailoverTest(StreamsBase):
+
+    def test_owner_killed_publisher_returns_elsewhere(self):
+        pub = self.publish(self.a, "fo")
+        epoch_a = self.wait_owner("fo", "node-a", [self.a, self.b, self.c])
+        player = HttpStream(self.c.http_port, "/live/live/fo.flv", timeout=20)
+        self.addCleanup(player.close)
+        self.assertEqual(player.read_head(), 200)
+        reader = FlvReader(player)
+        reader.read_header()
+        self.read_flv_until_video(reader, 10)
+        # Kill the owner; its publisher dies with the connection.
+        self.a.kill()
+        pub.stop()
+        # The registry drops A's streams once A is offline (leader clean-up).
+        wait_for(lambda: self.owner_of(self.c, "fo") is None, 15, 0.1, "A's entry removed")
+        pub2 = self.publish(self.b, "fo")
+        self.addCleanup(pub2.stop)
+        t_republish = time.monotonic()
+        epoch_b = self.wait_owner("fo", "node-b", [self.b, self.c], min_epoch=epoch_a)
+        self.assertGreater(epoch_b, epoch_a)
+        # The player on C stayed connected and gets video from B.
+        t_video = self.read_flv_until_video(reader, 15)
+        sys.stderr.write("failover: video on C %.2f s after the republish\n" % (t_video - t_republish))
+        self.assertLess(t_video - t_republish, 6.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
