@@ -5,6 +5,8 @@ database; real ffmpeg publishers and ffprobe/ffmpeg/raw HTTP readers as players.
 - ClusterStreamsTest: reads from every node (HTTP-FLV and RTMP through an edge relay, HLS through
   the proxy cache), one relay for many players and its release, a second publisher refused,
   HLS requests alternating between nodes, forged relay requests refused.
+- StreamPartitionTest: the owner hangs (SIGSTOP) while the publisher moves to B; when it
+  resumes, its registry writes are refused by epoch, it ends its own publish and serves no relay.
 - StreamFailoverTest: the owner is killed (SIGKILL) and the publisher comes back on another node;
   an HTTP-FLV player that stayed on a third node gets video again, and the registry names the new
   owner with a higher epoch.
@@ -260,3 +262,40 @@ class StreamFailoverTest(StreamsBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StreamPartitionTest(StreamsBase):
+
+    def test_partitioned_owner_is_fenced(self):
+        pub_a = self.publish(self.a, "pt")
+        self.addCleanup(pub_a.stop)
+        epoch_a = self.wait_owner("pt", "node-a", [self.a, self.b, self.c])
+        player = HttpStream(self.c.http_port, "/live/live/pt.flv", timeout=20)
+        self.addCleanup(player.close)
+        self.assertEqual(player.read_head(), 200)
+        reader = FlvReader(player)
+        reader.read_header()
+        self.read_flv_until_video(reader, 10)
+        # A hangs (a partition as its peers see it); the publisher comes back on B.
+        os.kill(self.a.proc.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: os.kill(self.a.proc.pid, signal.SIGCONT) if self.a.alive() else None)
+        wait_for(lambda: self.b.node_states().get("node-a") != "alive", 10, 0.1, "B sees A not alive")
+        pub_b = self.publish(self.b, "pt")
+        self.addCleanup(pub_b.stop)
+        epoch_b = self.wait_owner("pt", "node-b", [self.b, self.c], min_epoch=epoch_a)
+        self.assertGreater(epoch_b, epoch_a)
+        self.read_flv_until_video(reader, 10)  # C's relay follows B
+        # A comes back: its lease writes are refused by epoch and it ends its own publish.
+        os.kill(self.a.proc.pid, signal.SIGCONT)
+        wait_for(lambda: self.metric(self.a, "castmesh_registry_fenced_total") >= 1, 15, 0.2,
+                 "A's publish fenced")
+        rc = pub_a.wait(15)
+        self.assertIsNotNone(rc, "A's old publisher was not closed")
+        self.assertTrue(pub_b.alive())
+        # Every node, A included, names B; A serves no relay of its old epoch.
+        for n in (self.a, self.b, self.c):
+            wait_for(lambda n=n: self.owner_of(n, "pt") == ("node-b", epoch_b), 10, 0.2,
+                     "%s names node-b" % n.node_id)
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/pt.flv?epoch=%d" % epoch_a, node_id="node-c")
+        self.assertEqual(st, 404)
+        self.read_flv_until_video(reader, 10)  # the player on C still plays B's stream
