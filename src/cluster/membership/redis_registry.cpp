@@ -76,17 +76,7 @@ return 0
   return s;
 }
 
-template <typename T>
-bool parse_number(const std::string& s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
-
-Error unexpected(std::string_view what, const Reply& r) {
-  std::string detail = "redis registry: unexpected reply to " + std::string(what);
-  if (r.is_error()) detail += ": " + r.str;
-  return Error{Errc::io_error, std::move(detail)};
-}
+Error unexpected(std::string_view what, const Reply& r) { return redis::unexpected_reply("redis registry", what, r); }
 
 // Parses one HGETALL reply (field, value, field, value...). nullopt-like error when unusable.
 Result<RegisteredNode> parse_hash(const std::string& id, const Reply& r) {
@@ -107,11 +97,11 @@ Result<RegisteredNode> parse_hash(const std::string& id, const Reply& r) {
     } else if (k == "version") {
       n.info.version = v;
     } else if (k == "epoch") {
-      have_epoch = parse_number(v, n.info.epoch);
+      have_epoch = redis::parse_decimal(v, n.info.epoch);
     } else if (k == "hb") {
-      have_hb = parse_number(v, n.heartbeat);
+      have_hb = redis::parse_decimal(v, n.heartbeat);
     } else if (k == "started_ms") {
-      if (!parse_number(v, n.info.started_ms)) n.info.started_ms = 0;
+      if (!redis::parse_decimal(v, n.info.started_ms)) n.info.started_ms = 0;
     } else if (k == "load") {
       boost::system::error_code ec;
       auto j = boost::json::parse(v, ec);

@@ -390,4 +390,10 @@ Result<std::optional<Reply>> RedisConnection::read_message(std::chrono::millisec
   }
 }
 
+Error unexpected_reply(std::string_view who, std::string_view what, const Reply& r) {
+  std::string detail = std::string(who) + ": unexpected reply to " + std::string(what);
+  if (r.is_error()) detail += ": " + r.str;
+  return Error{Errc::io_error, std::move(detail)};
+}
+
 }  // namespace castmesh::cluster::redis

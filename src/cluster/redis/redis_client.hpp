@@ -7,6 +7,7 @@
 /// connects again. Error *replies* of the server ("-ERR ...") are values (Reply::Type::error),
 /// not transport failures.
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -55,6 +56,17 @@ struct Reply {
     return (type == Type::string || type == Type::status) && str == s;
   }
 };
+
+/// Parses a whole decimal string (a hash field) into `out`; false when empty, not a number or
+/// out of T's range.
+template <typename T>
+bool parse_decimal(const std::string& s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+/// Errc::io_error "{who}: unexpected reply to {what}[: server error]" for a reply of the wrong shape.
+Error unexpected_reply(std::string_view who, std::string_view what, const Reply& r);
 
 /// A Lua script run with EVALSHA (falling back to EVAL when the server answers NOSCRIPT).
 class Script {

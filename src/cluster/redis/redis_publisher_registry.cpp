@@ -81,17 +81,7 @@ return out
   return s;
 }
 
-template <typename T>
-bool parse_number(const std::string& s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
-
-Error unexpected(std::string_view what, const Reply& r) {
-  std::string detail = "publisher registry: unexpected reply to " + std::string(what);
-  if (r.is_error()) detail += ": " + r.str;
-  return Error{Errc::io_error, std::move(detail)};
-}
+Error unexpected(std::string_view what, const Reply& r) { return unexpected_reply("publisher registry", what, r); }
 
 /// One HGETALL reply as an entry; Errc::not_found when empty, Errc::malformed when incomplete.
 Result<PublisherEntry> parse_entry(const Reply& r) {
@@ -105,9 +95,9 @@ Result<PublisherEntry> parse_entry(const Reply& r) {
     if (k == "stream") e.stream = v;
     else if (k == "node") e.node_id = v;
     else if (k == "addr") e.addr = v;
-    else if (k == "epoch") have_epoch = parse_number(v, e.epoch);
+    else if (k == "epoch") have_epoch = parse_decimal(v, e.epoch);
     else if (k == "gen") e.generation = v;
-    else if (k == "started_ms") { if (!parse_number(v, e.started_ms)) e.started_ms = 0; }
+    else if (k == "started_ms") { if (!parse_decimal(v, e.started_ms)) e.started_ms = 0; }
     else if (k == "codecs") e.codecs = v;
   }
   if (!have_epoch || e.stream.empty() || e.node_id.empty()) {
