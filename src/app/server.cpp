@@ -140,22 +140,38 @@ struct Server::Impl {
     if (!parsed) co_return net::json_error(400, "malformed stream name");
     const auto& [key, file_name] = *parsed;
     std::optional<hls::HlsService::HlsFile> file;
+    bool unreachable = false;
     if (hls_proxy) {
-      auto owner = directory->owner_or_recent(key.str(), int64_t(cfg.hls.cleanup_grace_secs) * 1000);
-      if (owner && owner->node_id != self_id()) {
-        auto blob = co_await hls_proxy->get(*owner, key.app + "/" + key.stream + "/" + file_name, !segment);
-        if (!blob) co_return net::json_error(503, "the publishing node cannot be reached");
-        if (*blob) {
-          hls::HlsService::HlsFile f;
-          f.body = *blob;
-          f.content_type = segment ? "video/mp2t" : "application/vnd.apple.mpegurl";
-          f.cache_control = segment ? "max-age=" + std::to_string(std::max<uint32_t>(cfg.hls.target_duration_secs, 1) * 10)
-                                    : std::string("no-cache");
-          file = std::move(f);
+      const int64_t grace = int64_t(cfg.hls.cleanup_grace_secs) * 1000;
+      const std::string path = key.app + "/" + key.stream + "/" + file_name;
+      auto from_node = [&](const cluster::PublisherEntry& owner) -> asio::awaitable<void> {
+        auto blob = co_await hls_proxy->get(owner, path, !segment);
+        if (!blob) {
+          unreachable = true;
+          co_return;
+        }
+        if (!*blob) co_return;
+        hls::HlsService::HlsFile f;
+        f.body = *blob;
+        f.content_type = segment ? "video/mp2t" : "application/vnd.apple.mpegurl";
+        f.cache_control = segment ? "max-age=" + std::to_string(std::max<uint32_t>(cfg.hls.target_duration_secs, 1) * 10)
+                                  : std::string("no-cache");
+        file = std::move(f);
+      };
+      auto owner = directory->owner_or_recent(key.str(), grace);
+      if (owner && owner->node_id != self_id()) co_await from_node(*owner);
+      else file = hls.get(key, file_name);
+      // A new owner without the object yet (its first segment is still being cut after a
+      // failover, or a player asks for the old owner's last segments): the previous owner's.
+      if (!file) {
+        if (auto prev = directory->previous_owner(key.str(), grace); prev && prev->node_id != self_id()) {
+          unreachable = false;
+          co_await from_node(*prev);
         }
       }
     }
     if (!file) file = hls.get(key, file_name);
+    if (!file && unreachable) co_return net::json_error(503, "the publishing node cannot be reached");
     if (!file) co_return net::json_error(404, "not found");
     // A viewer is a client address + User-Agent (HLS has no connection to count).
     const auto colon = req.remote.rfind(':');
@@ -416,6 +432,19 @@ struct Server::Impl {
       publishers = std::make_unique<cluster::MemoryPublisherRegistry>();
     }
     directory = std::make_unique<cluster::StreamDirectory>(dc, *publishers, hub, *bus);
+    if (cfg.hls.enabled) {
+      // A publisher that moves to another node continues the HLS playlist there: the sequence
+      // goes on (skipping what the old owner may have cut after its last report, one refresh
+      // interval) after an EXT-X-DISCONTINUITY.
+      const uint64_t margin =
+          uint64_t(dc.refresh_interval_ms / (std::max<uint32_t>(cfg.hls.target_duration_secs, 1) * 1000)) + 2;
+      directory->set_continuation([this](const live::StreamKey& k) { return hls.continuation(k); },
+                                  [this, margin](const live::StreamKey& k, const std::string& text) {
+                                    if (hls.continue_from(k, text, margin))
+                                      spdlog::info("hls {}: continuing the playlist of the previous owner ({} + {})",
+                                                   k.str(), text, margin);
+                                  });
+    }
     if (!cluster_node) return;
     directory->set_node_alive([this](const std::string& id) { return cluster_node->node_alive(id); });
     cluster::internode::Signer signer{cluster_node->secret(), cluster_node->node_id()};

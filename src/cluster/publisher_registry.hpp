@@ -49,7 +49,13 @@ struct ClaimResult {
   bool won = false;
   /// won: our entry with its new epoch. Lost: the current holder.
   PublisherEntry entry;
+  /// won: the continuation the stream's previous holder stored last (see refresh()), "" when
+  /// none is kept.
+  std::string continuation;
 };
+
+/// How long a stored continuation outlives its holder's last write, ms.
+inline constexpr int64_t kContinuationTtlMs = 3600 * 1000;
 
 class PublisherRegistry {
  public:
@@ -62,10 +68,13 @@ class PublisherRegistry {
   virtual Result<ClaimResult> claim(const PublisherEntry& want, ClaimMode mode,
                                     const std::optional<PublisherEntry>& expect, int64_t ttl_ms) = 0;
 
-  /// Renews the lease of `held` (and stores its codecs). Errc::conflict when the stored entry is
-  /// not `held` (other node, epoch or generation — fenced, or expired); the holder must stop
-  /// publishing. Errors otherwise as claim().
-  virtual Status refresh(const PublisherEntry& held, int64_t ttl_ms) = 0;
+  /// Renews the lease of `held` (and stores its codecs). A non-empty `continuation` (at most
+  /// 256 bytes of the holder's output state, e.g. the next HLS media sequence) is kept for
+  /// kContinuationTtlMs, also after a release, and handed to the next claim of the stream, so a
+  /// publisher that moves to another node continues where this one left off. Errc::conflict
+  /// when the stored entry is not `held` (other node, epoch or generation — fenced, or expired);
+  /// the holder must stop publishing and nothing is stored. Errors otherwise as claim().
+  virtual Status refresh(const PublisherEntry& held, int64_t ttl_ms, std::string_view continuation) = 0;
 
   /// Removes the entry when it is still `held` (an unpublish). Removing an entry that is gone or
   /// belongs to someone else is not an error (returns ok, changes nothing).

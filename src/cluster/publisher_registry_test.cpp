@@ -38,7 +38,8 @@ void check_rules(PublisherRegistry& reg) {
   // The holder refreshes (and stores codecs); the looked-up entry shows them.
   PublisherEntry held = a->entry;
   held.codecs = "H264,AAC";
-  ASSERT_TRUE(reg.refresh(held, 10000).ok());
+  ASSERT_TRUE(reg.refresh(held, 10000, "17:2").ok());
+  EXPECT_TRUE(a->continuation.empty()) << "a first claim has nothing to continue";
   auto look = reg.lookup("live/cbar");
   ASSERT_TRUE(look.ok());
   ASSERT_TRUE(look->has_value());
@@ -59,7 +60,8 @@ void check_rules(PublisherRegistry& reg) {
   EXPECT_EQ(t2->entry.node_id, "b");
 
   // The old owner is fenced: it can neither refresh nor remove the new entry.
-  auto r = reg.refresh(held, 10000);
+  EXPECT_EQ(t2->continuation, "17:2") << "the successor gets the last holder's continuation";
+  auto r = reg.refresh(held, 10000, "99:9");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), Errc::conflict);
   ASSERT_TRUE(reg.release(held).ok());
@@ -67,6 +69,8 @@ void check_rules(PublisherRegistry& reg) {
   ASSERT_TRUE(look.ok() && look->has_value());
   EXPECT_EQ((*look)->node_id, "b");
 
+  // The fenced refresh stored nothing; the holder's own refresh replaces the continuation.
+  ASSERT_TRUE(reg.refresh(t2->entry, 10000, "23:3").ok());
   // A second stream of b, one of c; removing node b removes b's two entries only.
   ASSERT_TRUE(reg.claim(want("b", "g3", "live/other"), ClaimMode::exclusive, std::nullopt, 10000)->won);
   ASSERT_TRUE(reg.claim(want("c", "g4", "live/third"), ClaimMode::exclusive, std::nullopt, 10000)->won);
@@ -86,6 +90,7 @@ void check_rules(PublisherRegistry& reg) {
   auto again = reg.claim(want("a", "g5"), ClaimMode::exclusive, std::nullopt, 10000);
   ASSERT_TRUE(again.ok() && again->won);
   EXPECT_GT(again->entry.epoch, t2->entry.epoch);
+  EXPECT_EQ(again->continuation, "23:3") << "kept after the holder's entry was removed";
 
   // Release by the holder removes the entry.
   ASSERT_TRUE(reg.release(again->entry).ok());
@@ -108,7 +113,7 @@ TEST(MemoryPublisherRegistry, LeaseExpires) {
   EXPECT_TRUE(reg.lookup("live/cbar")->has_value());
   now += 1;
   EXPECT_FALSE(reg.lookup("live/cbar")->has_value());
-  EXPECT_EQ(reg.refresh(a->entry, 500).code(), Errc::conflict);
+  EXPECT_EQ(reg.refresh(a->entry, 500, "").code(), Errc::conflict);
   // The next claim wins with a larger epoch.
   auto b = reg.claim(want("b", "g2"), ClaimMode::exclusive, std::nullopt, 500);
   ASSERT_TRUE(b.ok() && b->won);
@@ -146,7 +151,7 @@ TEST(RedisPublisherRegistry, LeaseExpiresInRedis) {
   ASSERT_TRUE(reg.lookup("live/cbar")->has_value());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_FALSE(reg.lookup("live/cbar")->has_value());
-  EXPECT_EQ(reg.refresh(a->entry, 150).code(), Errc::conflict);
+  EXPECT_EQ(reg.refresh(a->entry, 150, "").code(), Errc::conflict);
   // The listing skips the expired entry even though the index still names it.
   auto all = reg.list();
   ASSERT_TRUE(all.ok());

@@ -244,6 +244,22 @@ class StreamFailoverTest(StreamsBase):
         reader = FlvReader(player)
         reader.read_header()
         self.read_flv_until_video(reader, 10)
+        # HLS on C (through the proxy to A) before the failover.
+        def seqs():
+            st, _, body = self.c.get("/live/live/fo.m3u8")
+            return st, body.decode(), [int(u.rsplit("-", 1)[1][:-3]) for u in harness.playlist_segments(body.decode())] if st == 200 else []
+        wait_for(lambda: len(seqs()[2]) >= 2, 15, 0.2, "C lists A's segments")
+        last_a = max(seqs()[2])
+        statuses = []
+        stop_polling = threading.Event()
+
+        def poll():
+            while not stop_polling.is_set():
+                statuses.append(seqs()[0])
+                time.sleep(0.2)
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        self.addCleanup(stop_polling.set)
         # Kill the owner; its publisher dies with the connection.
         self.a.kill()
         pub.stop()
@@ -258,6 +274,15 @@ class StreamFailoverTest(StreamsBase):
         t_video = self.read_flv_until_video(reader, 15)
         sys.stderr.write("failover: video on C %.2f s after the republish\n" % (t_video - t_republish))
         self.assertLess(t_video - t_republish, 6.0)
+        # HLS on C continues after A's last segment, with a discontinuity, and never answered 404.
+        def continued():
+            st, text, nums = seqs()
+            return st == 200 and nums and min(nums) > last_a and "#EXT-X-DISCONTINUITY" in text
+        wait_for(continued, 15, 0.2, "C's playlist continues from B after A's segments")
+        stop_polling.set()
+        poller.join(5)
+        self.assertTrue(statuses, "no playlist polled")
+        self.assertNotIn(404, statuses, "C answered 404 for the playlist during the failover: %s" % statuses)
 
 
 if __name__ == "__main__":

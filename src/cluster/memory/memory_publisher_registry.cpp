@@ -30,15 +30,18 @@ Result<ClaimResult> MemoryPublisherRegistry::claim(const PublisherEntry& want, C
     const auto& cur = it->second.entry;
     const bool replace = mode == ClaimMode::takeover && expect && cur.node_id == expect->node_id &&
                          cur.epoch == expect->epoch;
-    if (!replace) return ClaimResult{false, cur};
+    if (!replace) return ClaimResult{false, cur, {}};
   }
   PublisherEntry e = want;
   e.epoch = ++epochs_[want.stream];
   entries_[want.stream] = Slot{e, now_() + ttl_ms};
-  return ClaimResult{true, e};
+  std::string cont;
+  if (auto c = continuations_.find(want.stream); c != continuations_.end() && c->second.second > now_())
+    cont = c->second.first;
+  return ClaimResult{true, e, cont};
 }
 
-Status MemoryPublisherRegistry::refresh(const PublisherEntry& held, int64_t ttl_ms) {
+Status MemoryPublisherRegistry::refresh(const PublisherEntry& held, int64_t ttl_ms, std::string_view continuation) {
   std::lock_guard lk(mu_);
   expire_locked();
   auto it = entries_.find(held.stream);
@@ -47,6 +50,8 @@ Status MemoryPublisherRegistry::refresh(const PublisherEntry& held, int64_t ttl_
   }
   it->second.entry.codecs = held.codecs;
   it->second.expires_ms = now_() + ttl_ms;
+  if (!continuation.empty())
+    continuations_[held.stream] = {std::string(continuation.substr(0, 256)), now_() + kContinuationTtlMs};
   return ok_status();
 }
 

@@ -18,7 +18,7 @@ class MemoryPublisherRegistry final : public PublisherRegistry {
 
   Result<ClaimResult> claim(const PublisherEntry& want, ClaimMode mode, const std::optional<PublisherEntry>& expect,
                             int64_t ttl_ms) override;
-  Status refresh(const PublisherEntry& held, int64_t ttl_ms) override;
+  Status refresh(const PublisherEntry& held, int64_t ttl_ms, std::string_view continuation) override;
   Status release(const PublisherEntry& held) override;
   Result<std::optional<PublisherEntry>> lookup(const std::string& stream) override;
   Result<std::vector<PublisherEntry>> list() override;
@@ -35,6 +35,7 @@ class MemoryPublisherRegistry final : public PublisherRegistry {
   std::mutex mu_;
   std::map<std::string, Slot> entries_;
   std::map<std::string, uint64_t> epochs_;  // per stream, never reset (the fencing counter)
+  std::map<std::string, std::pair<std::string, int64_t>> continuations_;  // text, expiry
 };
 
 }  // namespace castmesh::cluster

@@ -8,9 +8,9 @@ namespace {
 
 constexpr int64_t kEpochKeyTtlMs = int64_t(7) * 24 * 3600 * 1000;
 
-// KEYS: entry, epoch counter, index. ARGV: stream, node, addr, gen, started_ms, codecs, ttl ms,
-// mode ('x' exclusive | 't' takeover), expected node, expected epoch, epoch key ttl ms.
-// Returns {1, HGETALL of the new entry} or {0, HGETALL of the current holder}.
+// KEYS: entry, epoch counter, index, continuation. ARGV: stream, node, addr, gen, started_ms,
+// codecs, ttl ms, mode ('x' exclusive | 't' takeover), expected node, expected epoch, epoch key
+// ttl ms. Returns {1, HGETALL of the new entry, continuation or ''} or {0, HGETALL of the holder}.
 const Script& claim_script() {
   static const Script s(R"lua(
 local cur = redis.call('HGETALL', KEYS[1])
@@ -28,18 +28,20 @@ redis.call('HSET', KEYS[1], 'stream', ARGV[1], 'node', ARGV[2], 'addr', ARGV[3],
            'started_ms', ARGV[5], 'codecs', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[1])
-return {1, redis.call('HGETALL', KEYS[1])}
+return {1, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[4]) or ''}
 )lua");
   return s;
 }
 
-// KEYS: entry. ARGV: node, epoch, gen, ttl ms, codecs. 1 = renewed, 0 = fenced (not ours).
+// KEYS: entry, continuation. ARGV: node, epoch, gen, ttl ms, codecs, continuation, its ttl ms.
+// 1 = renewed, 0 = fenced (not ours).
 const Script& refresh_script() {
   static const Script s(R"lua(
 local h = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'gen')
 if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or h[3] ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], 'codecs', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7]) end
 return 1
 )lua");
   return s;
@@ -133,26 +135,30 @@ Result<ClaimResult> RedisPublisherRegistry::claim(const PublisherEntry& want, Cl
   auto c = conn();
   if (!c) return c.error();
   const bool takeover = mode == ClaimMode::takeover && expect.has_value();
-  auto r = note((*c)->eval(claim_script(), {entry_key(want.stream), epoch_key(want.stream), index_key()},
+  auto r = note((*c)->eval(claim_script(),
+                           {entry_key(want.stream), epoch_key(want.stream), index_key(), continuation_key(want.stream)},
                            {want.stream, want.node_id, want.addr, want.generation, std::to_string(want.started_ms),
                             want.codecs, std::to_string(std::max<int64_t>(ttl_ms, 1)), takeover ? "t" : "x",
                             takeover ? expect->node_id : "", takeover ? std::to_string(expect->epoch) : "",
                             std::to_string(kEpochKeyTtlMs)}));
   if (!r) return r.error();
-  if (r->type != Reply::Type::array || r->elements.size() != 2 || r->elements[0].type != Reply::Type::integer) {
+  if (r->type != Reply::Type::array || r->elements.size() < 2 || r->elements[0].type != Reply::Type::integer) {
     return unexpected("the claim script", *r);
   }
   auto e = parse_entry(r->elements[1]);
   if (!e) return e.error();
-  return ClaimResult{r->elements[0].integer == 1, std::move(*e)};
+  const bool won = r->elements[0].integer == 1;
+  std::string cont = won && r->elements.size() > 2 ? r->elements[2].str : std::string();
+  return ClaimResult{won, std::move(*e), std::move(cont)};
 }
 
-Status RedisPublisherRegistry::refresh(const PublisherEntry& held, int64_t ttl_ms) {
+Status RedisPublisherRegistry::refresh(const PublisherEntry& held, int64_t ttl_ms, std::string_view continuation) {
   auto c = conn();
   if (!c) return c.error();
-  auto r = note((*c)->eval(refresh_script(), {entry_key(held.stream)},
+  auto r = note((*c)->eval(refresh_script(), {entry_key(held.stream), continuation_key(held.stream)},
                            {held.node_id, std::to_string(held.epoch), held.generation,
-                            std::to_string(std::max<int64_t>(ttl_ms, 1)), held.codecs}));
+                            std::to_string(std::max<int64_t>(ttl_ms, 1)), held.codecs,
+                            std::string(continuation.substr(0, 256)), std::to_string(kContinuationTtlMs)}));
   if (!r) return r.error();
   if (r->type != Reply::Type::integer) return unexpected("the refresh script", *r);
   if (r->integer != 1) {

@@ -5,7 +5,8 @@
 ///   the lease unless refreshed;
 /// - counter `P:pub_epoch:{app/stream}`: INCR per claim, the fencing epoch (kept 7 days after
 ///   the last claim, far beyond any lease);
-/// - index set `P:pubs` of the streams with an entry.
+/// - index set `P:pubs` of the streams with an entry;
+/// - string `P:pub_cont:{app/stream}`: the last holder's continuation (refresh()), kept an hour.
 /// Claim, refresh, release and node removal are one Lua script each, so each is atomic.
 ///
 /// Owns one RedisConnection, reconnected on the next call after a failure. Not thread-safe:
@@ -28,7 +29,7 @@ class RedisPublisherRegistry final : public PublisherRegistry {
 
   Result<ClaimResult> claim(const PublisherEntry& want, ClaimMode mode, const std::optional<PublisherEntry>& expect,
                             int64_t ttl_ms) override;
-  Status refresh(const PublisherEntry& held, int64_t ttl_ms) override;
+  Status refresh(const PublisherEntry& held, int64_t ttl_ms, std::string_view continuation) override;
   Status release(const PublisherEntry& held) override;
   Result<std::optional<PublisherEntry>> lookup(const std::string& stream) override;
   Result<std::vector<PublisherEntry>> list() override;
@@ -38,6 +39,7 @@ class RedisPublisherRegistry final : public PublisherRegistry {
   std::string entry_key(const std::string& stream) const { return prefix_ + "pub:" + stream; }
   std::string epoch_key(const std::string& stream) const { return prefix_ + "pub_epoch:" + stream; }
   std::string index_key() const { return prefix_ + "pubs"; }
+  std::string continuation_key(const std::string& stream) const { return prefix_ + "pub_cont:" + stream; }
 
  private:
   Result<RedisConnection*> conn();

@@ -107,8 +107,16 @@ asio::awaitable<Result<HlsProxy::Blob>> HlsProxy::get(const PublisherEntry& owne
   std::vector<std::shared_ptr<asio::steady_timer>> waiters;
   {
     std::lock_guard lk(mu_);
+    // Stale if error: an owner that cannot be reached (it died; its successor has no playlist
+    // yet) still has its last playlist served from the cache, so players keep their place.
+    if (!result) {
+      if (auto it = cache_.find(key); it != cache_.end() && it->second.body) {
+        m_.stale_served.fetch_add(1, std::memory_order_relaxed);
+        result = it->second.body;
+      }
+    }
     // A 404 is kept only as long as a playlist, so a segment cut a moment later is found.
-    if (result) store_locked(key, Cached{*result, mono_ms(), playlist || !*result});
+    if (result && reply) store_locked(key, Cached{*result, mono_ms(), playlist || !*result});
     flight->done = true;
     flight->result = result;
     waiters.swap(flight->waiters);

@@ -39,6 +39,7 @@ struct HlsProxyMetrics {
   std::atomic<uint64_t> misses{0};          ///< requests that started an upstream fetch
   std::atomic<uint64_t> errors{0};          ///< upstream fetches that failed
   std::atomic<uint64_t> bytes_fetched{0};
+  std::atomic<uint64_t> stale_served{0};    ///< cached objects served because the owner could not be reached
 };
 
 class HlsProxy {
@@ -50,7 +51,8 @@ class HlsProxy {
 
   /// The object `path` ("app/stream/file") of `owner`'s HLS output: the bytes, or nullptr when
   /// the owner has no such object (404). Runs on the caller's executor (an I/O thread; it never
-  /// blocks it). Errors: Errc::unavailable when the owner cannot be reached or answers an error.
+  /// blocks it). When the owner cannot be reached, a cached copy is served however old (stale if
+  /// error). Errors: Errc::unavailable when the owner cannot be reached and nothing is cached.
   boost::asio::awaitable<Result<Blob>> get(const PublisherEntry& owner, std::string path, bool playlist);
 
   const HlsProxyMetrics& metrics() const noexcept { return m_; }

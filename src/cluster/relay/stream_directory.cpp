@@ -45,6 +45,12 @@ void StreamDirectory::on_change(std::function<void(const std::string&, const std
   changed_ = std::move(f);
 }
 
+void StreamDirectory::set_continuation(std::function<std::string(const live::StreamKey&)> get,
+                                       std::function<void(const live::StreamKey&, const std::string&)> apply) {
+  cont_get_ = std::move(get);
+  cont_apply_ = std::move(apply);
+}
+
 bool StreamDirectory::alive(const std::string& node_id) const {
   return node_id == cfg_.node_id || !node_alive_ || node_alive_(node_id);
 }
@@ -198,6 +204,7 @@ void StreamDirectory::claim(const live::StreamKey& key, uint64_t local_epoch) {
   }
   // The publish may have ended while the claim ran: the queued release then drops it.
   spdlog::info("streams: {} owns {} (epoch {})", cfg_.node_id, stream, r->entry.epoch);
+  if (!r->continuation.empty() && cont_apply_) cont_apply_(key, r->continuation);
   apply(stream, r->entry, false);
   announce("claim", r->entry);
 }
@@ -211,6 +218,12 @@ void StreamDirectory::release(const std::string& stream, uint64_t local_epoch) {
     if (it == held_.end() || it->second.local_epoch != local_epoch) return;
     h = it->second;
     held_.erase(it);
+  }
+  // The successor continues from this publish's last state (e.g. the HLS media sequence).
+  if (cont_get_) {
+    auto slash = stream.find('/');
+    const std::string cont = cont_get_(live::StreamKey{stream.substr(0, slash), stream.substr(slash + 1)});
+    if (!cont.empty()) (void)registry_.refresh(h->entry, cfg_.lease_ms, cont);
   }
   if (auto st = registry_.release(h->entry); !st) {
     spdlog::warn("streams: release of {} failed ({}); the lease expires by itself", stream, st.error().message());
@@ -231,7 +244,7 @@ void StreamDirectory::refresh_all() {
     auto slash = stream.find('/');
     live::StreamKey key{stream.substr(0, slash), stream.substr(slash + 1)};
     h.entry.codecs = codecs_of(key);
-    auto st = registry_.refresh(h.entry, cfg_.lease_ms);
+    auto st = registry_.refresh(h.entry, cfg_.lease_ms, cont_get_ ? cont_get_(key) : std::string());
     if (st) {
       std::lock_guard lk(mu_);
       if (auto it = held_.find(stream); it != held_.end() && it->second.local_epoch == h.local_epoch)
@@ -365,6 +378,7 @@ void StreamDirectory::apply(const std::string& stream, const std::optional<Publi
       // An event may arrive after a newer listing: never go back to an older epoch unless the
       // registry itself says so.
       changed = it->second.epoch != e->epoch || it->second.node_id != e->node_id;
+      if (changed) departed_[stream] = {it->second, mono_ms()};
       it->second = *e;
     }
     stats_.entries = mirror_.size();
@@ -386,6 +400,15 @@ std::optional<PublisherEntry> StreamDirectory::owner_or_recent(const std::string
   if (auto it = departed_.find(stream); it != departed_.end() && mono_ms() - it->second.second < grace_ms)
     return it->second.first;
   return std::nullopt;
+}
+
+std::optional<PublisherEntry> StreamDirectory::previous_owner(const std::string& stream, int64_t grace_ms) const {
+  std::lock_guard lk(mu_);
+  auto it = departed_.find(stream);
+  if (it == departed_.end() || mono_ms() - it->second.second >= grace_ms) return std::nullopt;
+  if (auto cur = mirror_.find(stream); cur != mirror_.end() && cur->second.epoch == it->second.first.epoch)
+    return std::nullopt;
+  return it->second.first;
 }
 
 bool StreamDirectory::remote(const std::string& stream) const {

@@ -65,6 +65,13 @@ class StreamDirectory {
   /// Called after the mirror's entry of `stream` changed (new owner or epoch, or removed).
   void on_change(std::function<void(const std::string& stream, const std::optional<PublisherEntry>&)> f);
 
+  /// Output state handed from one owner of a stream to the next (PublisherRegistry::refresh):
+  /// `get(key)` reads this node's state of a stream it publishes (every refresh and before a
+  /// release); `apply(key, text)` gives a new local publish the state its predecessor stored
+  /// (right after the claim is won). Both run on the worker thread. Set before start().
+  void set_continuation(std::function<std::string(const live::StreamKey&)> get,
+                        std::function<void(const live::StreamKey&, const std::string&)> apply);
+
   /// Subscribes to the hub and the bus, clears this node's stale entries and starts the worker.
   void start();
   /// Releases every held entry (bounded by the registry's timeouts) and stops the worker.
@@ -75,6 +82,9 @@ class StreamDirectory {
   /// owner(), or else the last owner of `stream` when its entry went away less than `grace_ms`
   /// ago (HLS players keep reading the last segments after an unpublish).
   std::optional<PublisherEntry> owner_or_recent(const std::string& stream, int64_t grace_ms) const;
+  /// The owner `stream` had before its current one (or before it went away), when that changed
+  /// less than `grace_ms` ago; nullopt otherwise.
+  std::optional<PublisherEntry> previous_owner(const std::string& stream, int64_t grace_ms) const;
   /// True when another node owns `stream` (the hub's remote locator).
   bool remote(const std::string& stream) const;
   /// Every mirrored entry, by stream.
@@ -113,6 +123,8 @@ class StreamDirectory {
   EventBus& bus_;
   std::function<bool(const std::string&)> node_alive_;
   std::function<void(const std::string&, const std::optional<PublisherEntry>&)> changed_;
+  std::function<std::string(const live::StreamKey&)> cont_get_;
+  std::function<void(const live::StreamKey&, const std::string&)> cont_apply_;
   Subscription bus_sub_;
 
   mutable std::mutex mu_;

@@ -1,5 +1,7 @@
 #include "proto/hls/hls_service.hpp"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include "base/clock.hpp"
@@ -99,6 +101,34 @@ void HlsService::stop() {
 size_t HlsService::stream_count() const {
   std::lock_guard lk(mu_);
   return segmenters_.size();
+}
+
+std::string HlsService::continuation(const live::StreamKey& key) const {
+  std::lock_guard lk(mu_);
+  auto it = segmenters_.find(key);
+  if (it == segmenters_.end()) return {};
+  const auto c = it->second->continuation();
+  return fmt::format("{}:{}", c.next_sequence, c.discontinuities);
+}
+
+bool HlsService::continue_from(const live::StreamKey& key, std::string_view text, uint64_t margin) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) return false;
+  Segmenter::Continuation c;
+  const auto a = text.substr(0, colon), b = text.substr(colon + 1);
+  if (std::from_chars(a.data(), a.data() + a.size(), c.next_sequence).ptr != a.data() + a.size() || a.empty())
+    return false;
+  if (std::from_chars(b.data(), b.data() + b.size(), c.discontinuities).ptr != b.data() + b.size() || b.empty())
+    return false;
+  c.next_sequence += margin;
+  std::shared_ptr<Segmenter> seg;
+  {
+    std::lock_guard lk(mu_);
+    auto it = segmenters_.find(key);
+    if (it == segmenters_.end()) return false;
+    seg = it->second;
+  }
+  return seg->continue_from(c);
 }
 
 }  // namespace castmesh::hls

@@ -60,6 +60,15 @@ class HlsService {
   /// Removes every stream's files from the store (shutdown, after StreamHub::stop()).
   void stop();
 
+  /// The playlist continuation of `key` ("{next_sequence}:{discontinuities}"), "" when the
+  /// stream has no segmenter here. Text, so the cluster registry can carry it opaquely.
+  std::string continuation(const live::StreamKey& key) const;
+  /// Continues a predecessor's playlist ("{next_sequence}:{discontinuities}"), skipping `margin`
+  /// sequence numbers so no number the predecessor may have written after its last report is
+  /// reused. False when the text is malformed, the stream has no segmenter or already listed a
+  /// segment.
+  bool continue_from(const live::StreamKey& key, std::string_view text, uint64_t margin);
+
   /// Streams with a segmenter (publishing, in grace period, or attached to a Source).
   size_t stream_count() const;
   Store& store() noexcept { return *store_; }

@@ -263,4 +263,27 @@ uint64_t Segmenter::next_sequence() const {
   return next_seq_;
 }
 
+Segmenter::Continuation Segmenter::continuation() const {
+  std::lock_guard lk(mu_);
+  Continuation c;
+  c.next_sequence = next_seq_;
+  c.discontinuities = playlist_.discontinuity_sequence;
+  for (const auto& seg : playlist_.segments)
+    if (seg.discontinuity) ++c.discontinuities;
+  return c;
+}
+
+bool Segmenter::continue_from(const Continuation& c) {
+  std::lock_guard lk(mu_);
+  if (!playlist_.segments.empty() || shut_down_) return false;
+  if (c.next_sequence > next_seq_) {
+    next_seq_ = c.next_sequence;
+    playlist_.media_sequence = c.next_sequence;
+  }
+  playlist_.discontinuity_sequence = std::max(playlist_.discontinuity_sequence, c.discontinuities);
+  discontinuity_next_ = true;
+  if (open_) segment_discontinuity_ = true;  // the segment being cut now is the first one listed
+  return true;
+}
+
 }  // namespace castmesh::hls

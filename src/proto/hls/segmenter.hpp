@@ -77,6 +77,19 @@ class Segmenter final : public live::SourceObserver {
   bool expired() const;
   bool publishing() const;
 
+  /// Where a successor continues this stream's playlist (another node taking the stream over).
+  struct Continuation {
+    uint64_t next_sequence = 0;    ///< media sequence number of the next segment
+    uint64_t discontinuities = 0;  ///< EXT-X-DISCONTINUITY tags written so far (slid out or listed)
+  };
+  Continuation continuation() const;
+  /// Continues a predecessor's playlist: when this segmenter has listed no segment yet, the next
+  /// segment gets sequence `c.next_sequence` (if larger than its own) and EXT-X-DISCONTINUITY,
+  /// and the playlist's discontinuity sequence becomes `c.discontinuities` (RFC 8216 6.2.2:
+  /// players switching between nodes see one continuous playlist with a discontinuity).
+  /// Returns false (nothing changed) once a segment is listed.
+  bool continue_from(const Continuation& c);
+
   /// A copy of the current playlist state (for tests and the API).
   PlaylistState playlist() const;
   /// Media sequence number the next segment will get.

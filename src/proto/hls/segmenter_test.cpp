@@ -178,6 +178,44 @@ TEST(Segmenter, RepublishAddsDiscontinuityAndContinuesSequence) {
   EXPECT_EQ(r.playlist().find("#EXT-X-DISCONTINUITY\n"), std::string::npos);
 }
 
+TEST(Segmenter, ContinuesAnotherOwnersPlaylist) {
+  // The old owner: two segments and one discontinuity so far.
+  HlsConfig cfg;
+  cfg.window = 4;
+  Rig old(cfg);
+  old.seg->on_publish(false);
+  old.headers(0);
+  old.feed(0, 5000, 1000);
+  old.seg->on_unpublish();
+  old.seg->on_publish(true);
+  old.headers(5040);
+  old.feed(5040, 5040 + 2001, 1000);
+  const auto c = old.seg->continuation();
+  EXPECT_EQ(c.next_sequence, 4u);
+  EXPECT_EQ(c.discontinuities, 1u);
+
+  // The new owner continues after it: sequence 4 + margin, a discontinuity first, the
+  // discontinuity sequence counting the old owner's.
+  Rig next(cfg);
+  next.seg->on_publish(false);
+  next.headers(100);
+  next.feed(100, 900, 1000);  // the claim completes while the first segment is still open
+  ASSERT_TRUE(next.seg->continue_from({c.next_sequence + 3, c.discontinuities}));
+  next.feed(900, 4101, 1000);
+  auto st = next.seg->playlist();
+  ASSERT_GE(st.segments.size(), 1u);
+  EXPECT_EQ(st.segments[0].sequence, 7u);
+  EXPECT_TRUE(st.segments[0].discontinuity);
+  EXPECT_EQ(st.discontinuity_sequence, 1u);
+  EXPECT_NE(next.playlist().find("#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-DISCONTINUITY\n"),
+            std::string::npos)
+      << next.playlist();
+  EXPECT_NE(next.get("cam-7.ts"), nullptr);
+  // Once a segment is listed, a late continuation changes nothing.
+  EXPECT_FALSE(next.seg->continue_from({100, 5}));
+  EXPECT_EQ(next.seg->next_sequence(), st.segments.back().sequence + 1);
+}
+
 TEST(Segmenter, CleanupAfterGrace) {
   HlsConfig cfg;
   cfg.cleanup_grace_secs = 30;
