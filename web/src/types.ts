@@ -99,6 +99,20 @@ export interface StreamInfo {
   uptime_ms: number;
   bytes_in: number;
   dropped_gops: number;
+  // Cluster mode only (absent on a single node): the node that holds the publisher, its lease
+  // epoch, "H264,AAC", when the publish started (Unix ms), and each alive node's viewers.
+  owner?: string;
+  epoch?: number;
+  codecs?: string;
+  started_ms?: number;
+  nodes?: StreamNodeInfo[];
+}
+
+/// One alive cluster node's view of a stream in GET /api/v1/streams (cluster mode).
+export interface StreamNodeInfo {
+  node_id: string;
+  viewers: { rtmp: number; httpflv: number; hls: number; total: number };
+  relay: boolean; // this node runs an edge relay of the stream
 }
 
 export interface Welcome {

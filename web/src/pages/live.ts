@@ -158,7 +158,14 @@ export function livePage(): Page {
           h(
             'div',
             { class: 's-main' },
-            h('div', { class: 's-name' }, h('span', { class: 'ellipsis' }, s.key), s.publishing !== false ? h('span', { class: 'badge badge-live' }, 'LIVE') : h('span', { class: 'badge' }, 'Idle')),
+            h(
+              'div',
+              { class: 's-name' },
+              h('span', { class: 'ellipsis' }, s.key),
+              s.publishing !== false ? h('span', { class: 'badge badge-live' }, 'LIVE') : h('span', { class: 'badge' }, 'Idle'),
+              // Only a cluster names the owner; a single node's rows stay as they were.
+              s.owner ? h('span', { class: 'badge stream-owner', title: 'The cluster node the publisher is connected to' }, `on ${s.owner}`) : null,
+            ),
             h(
               'div',
               { class: 'stream-stats' },
