@@ -45,6 +45,13 @@ struct In {
   static const auto& cref(const Config& c) { return (c.*Section).*Member; }
 };
 
+/// A key of the `hls.oss` sub-section.
+template <auto Member>
+struct InOss {
+  static auto& ref(Config& c) { return c.hls.oss.*Member; }
+  static const auto& cref(const Config& c) { return c.hls.oss.*Member; }
+};
+
 template <auto Member>
 struct Top {
   static auto& ref(Config& c) { return c.*Member; }
@@ -85,7 +92,11 @@ struct Key {
     std::string e(kEnvPrefix);
     for (char ch : section) e += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     e += "__";
-    for (char ch : name) e += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    // A sub-section's dot becomes "__" too: hls.oss.endpoint -> CASTMESH_HLS__OSS__ENDPOINT.
+    for (char ch : name) {
+      if (ch == '.') e += "__";
+      else e += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    }
     return e;
   }
   std::string range() const {
@@ -341,6 +352,7 @@ const std::vector<Key>& keys() {
   using rtmp::RtmpConfig;
   using httpflv::HttpFlvConfig;
   using hls::HlsConfig;
+  using hls::OssConfig;
   using live::LiveConfig;
   using store::DatabaseConfig;
   using auth::AuthConfig;
@@ -408,8 +420,8 @@ const std::vector<Key>& keys() {
       // hls
       flag<In<&Config::hls, &HlsConfig::enabled>>("hls.enabled",
           "Serve HLS playback."),
-      choice<In<&Config::hls, &HlsConfig::store>>("hls.store", {"memory", "file"},
-          "Where playlists and segments are kept."),
+      choice<In<&Config::hls, &HlsConfig::store>>("hls.store", {"memory", "file", "oss"},
+          "Where playlists and segments are kept (oss: S3-compatible object storage, hls.oss.*)."),
       text<In<&Config::hls, &HlsConfig::dir>>("hls.dir", true,
           "Directory of the file store; one sub-directory per app/stream."),
       flag<In<&Config::hls, &HlsConfig::shared_storage>>("hls.shared_storage",
@@ -426,6 +438,20 @@ const std::vector<Key>& keys() {
           "Cluster mode: a node serving another node's HLS re-fetches the playlist after this time, ms."),
       number<In<&Config::hls, &HlsConfig::proxy_cache_bytes>>("hls.proxy_cache_bytes", 1048576, 0,
           "Cluster mode: bound of the cache of other nodes' playlists and segments, bytes."),
+      text<InOss<&OssConfig::endpoint>>("hls.oss.endpoint", false,
+          "oss store: http(s)://host[:port] of the S3 API (path-style requests)."),
+      text<InOss<&OssConfig::bucket>>("hls.oss.bucket", false,
+          "oss store: the bucket."),
+      text<InOss<&OssConfig::base_path>>("hls.oss.base_path", false,
+          "oss store: key prefix inside the bucket (\"\" = its root)."),
+      text<InOss<&OssConfig::region>>("hls.oss.region", true,
+          "oss store: the region named in request signatures (AWS SigV4)."),
+      text<InOss<&OssConfig::access_key_id>>("hls.oss.access_key_id", false,
+          "oss store: access key id; empty = the environment's AWS_ACCESS_KEY_ID."),
+      text<InOss<&OssConfig::secret_access_key>>("hls.oss.secret_access_key", false,
+          "oss store: secret access key (never logged); empty = AWS_SECRET_ACCESS_KEY."),
+      number<InOss<&OssConfig::timeout_ms>>("hls.oss.timeout_ms", 100, kMaxMs,
+          "oss store: one S3 request (connect, send, response), ms."),
       // live
       number<In<&Config::live, &LiveConfig::gop_cache_max_bytes>>("live.gop_cache_max_bytes", 65536,
           uint64_t{1} << 36,
@@ -635,7 +661,8 @@ class Loader {
       const auto sep = rest.find("__");
       if (sep == std::string::npos) continue;  // not a config key (e.g. CASTMESH_SOURCE_DIR)
       const std::string section = lower(rest.substr(0, sep));
-      const std::string key = lower(rest.substr(sep + 2));
+      std::string key = lower(rest.substr(sep + 2));
+      for (size_t p; (p = key.find("__")) != std::string::npos;) key.replace(p, 2, ".");
       const Key* k = find_key(section, key);
       if (k == nullptr || k->env() != name) {
         errors_.push_back(name + ": unknown configuration variable" + suggest(name, env_names));
@@ -651,6 +678,15 @@ class Loader {
       errors_.push_back(origin({"hls.shared_storage", "hls.store"}) +
                         ": hls.shared_storage: true is valid only with hls.store: file (hls.store is " +
                         find_key("hls", "store")->show(c, *find_key("hls", "store")) + ")");
+    }
+    if (c.hls.store == hls::StoreKind::oss && !failed({"hls.store", "hls.oss.endpoint", "hls.oss.bucket"})) {
+      if (c.hls.oss.endpoint.empty() || c.hls.oss.bucket.empty()) {
+        errors_.push_back(origin({"hls.oss.endpoint", "hls.oss.bucket", "hls.store"}) +
+                          ": hls.oss.endpoint and hls.oss.bucket: required with hls.store: oss");
+      } else if (!c.hls.oss.endpoint.starts_with("http://") && !c.hls.oss.endpoint.starts_with("https://")) {
+        errors_.push_back(origin({"hls.oss.endpoint"}) + ": hls.oss.endpoint: want http(s)://host[:port], got " +
+                          yaml_quote(c.hls.oss.endpoint));
+      }
     }
     if (c.rtmp.enabled && c.rtmp.port != 0 && c.rtmp.port == c.server.port &&
         hosts_overlap(c.rtmp.host, c.server.host) &&
@@ -794,7 +830,15 @@ class Loader {
     }
   }
 
-  void walk_section(const std::string& path, const std::string& section, const YAML::Node& node) {
+  /// True when some key of `section` starts with `prefix` (a sub-section such as "oss.").
+  static bool has_subsection(std::string_view section, const std::string& prefix) {
+    for (const Key& k : keys())
+      if (k.section == section && k.name.starts_with(prefix)) return true;
+    return false;
+  }
+
+  void walk_section(const std::string& path, const std::string& section, const YAML::Node& node,
+                    const std::string& prefix = "") {
     std::set<std::string> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
       const YAML::Node& kn = it->first;
@@ -804,7 +848,16 @@ class Loader {
         errors_.push_back(at + ": a key in section '" + section + "' must be a plain word");
         continue;
       }
-      const std::string name = kn.Scalar();
+      const std::string name = prefix + kn.Scalar();
+      // A sub-section written as a nested mapping (hls: {oss: {endpoint: ...}}).
+      if (vn.IsMap() && find_key(section, name) == nullptr && has_subsection(section, name + ".")) {
+        if (!seen.insert(name).second) {
+          errors_.push_back(at + ": duplicate key '" + section + "." + name + "'");
+          continue;
+        }
+        walk_section(path, section, vn, name + ".");
+        continue;
+      }
       const std::string full = section + "." + name;
       const Key* k = find_key(section, name);
       if (k == nullptr) {

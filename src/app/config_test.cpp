@@ -116,7 +116,8 @@ TEST(Config, KeyTableCoversEveryFieldOnce) {
   EXPECT_EQ(per_section["server"], field_count<net::HttpConfig>() + 1 + 2);  // + log_level, cluster_secret(_file)
   EXPECT_EQ(per_section["rtmp"], field_count<rtmp::RtmpConfig>());
   EXPECT_EQ(per_section["httpflv"], field_count<httpflv::HttpFlvConfig>());
-  EXPECT_EQ(per_section["hls"], field_count<hls::HlsConfig>());
+  // hls.oss.* are the fields of HlsConfig::oss.
+  EXPECT_EQ(per_section["hls"], field_count<hls::HlsConfig>() - 1 + field_count<hls::OssConfig>());
   // require_publish_key lives in PublishAuthConfig.
   EXPECT_EQ(per_section["live"], field_count<live::LiveConfig>() + field_count<PublishAuthConfig>());
   EXPECT_EQ(per_section["database"], field_count<store::DatabaseConfig>());
@@ -582,6 +583,43 @@ TEST(Config, CommittedExampleYamlIsUpToDate) {
   }
   EXPECT_EQ(text.str(), render_example_yaml())
       << "castmesh.example.yaml is out of date: regenerate it from render_example_yaml()";
+}
+
+}  // namespace
+}  // namespace castmesh::app
+
+namespace castmesh::app {
+namespace {
+
+TEST(Config, OssSubsectionNestedFlatAndEnvironment) {
+  // Nested mapping, as the hls.oss.* keys read in YAML.
+  TempYaml nested("hls:\n  store: oss\n  oss:\n    endpoint: http://127.0.0.1:4568\n    bucket: media\n"
+                  "    base_path: hls\n");
+  auto r = load_config(&nested.path(), Env{});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->hls.store, hls::StoreKind::oss);
+  EXPECT_EQ(r->hls.oss.endpoint, "http://127.0.0.1:4568");
+  EXPECT_EQ(r->hls.oss.bucket, "media");
+  EXPECT_EQ(r->hls.oss.base_path, "hls");
+  EXPECT_EQ(r->hls.oss.region, "us-east-1");
+  // The environment wins; the sub-section's dot is "__" there.
+  auto e = load_config(&nested.path(), Env{{"CASTMESH_HLS__OSS__BUCKET", "other"}});
+  ASSERT_TRUE(e.ok()) << e.error().message();
+  EXPECT_EQ(e->hls.oss.bucket, "other");
+  // oss without endpoint/bucket, a bad endpoint, an unknown sub-key and oss + shared_storage are refused.
+  TempYaml missing("hls:\n  store: oss\n");
+  auto m = load_config(&missing.path(), Env{});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message().find("hls.oss.endpoint and hls.oss.bucket: required"), std::string::npos);
+  TempYaml bad("hls:\n  store: oss\n  oss:\n    endpoint: s3.example.com\n    bucket: b\n    bukket: c\n");
+  auto b = load_config(&bad.path(), Env{});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message().find("want http(s)://host[:port]"), std::string::npos) << b.error().message();
+  EXPECT_NE(b.error().message().find("unknown key 'hls.oss.bukket'"), std::string::npos) << b.error().message();
+  TempYaml shared("hls:\n  store: oss\n  shared_storage: true\n  oss:\n    endpoint: http://h:1\n    bucket: b\n");
+  auto s = load_config(&shared.path(), Env{});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("valid only with hls.store: file"), std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
@@ -135,12 +136,50 @@ struct Server::Impl {
 
   /// An HLS read: the local store, or — in a cluster without shared storage — the owner's
   /// objects through the proxy cache (for the cleanup grace also after the owner left).
+  /// Blocking-work executor for store reads that may block (the oss store's S3 GETs): at most
+  /// kMaxBlocking reads queued or running; beyond that the request gets 503 + Retry-After.
+  static constexpr int kMaxBlocking = 256;
+  std::unique_ptr<asio::thread_pool> blocking;
+  std::atomic<int> blocking_inflight{0};
+
+  static net::HttpResponse busy_response() {
+    auto r = net::json_error(503, "busy, retry");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
+  /// This node's HLS object: from memory at once, or — when the store's reads block (S3) — on
+  /// the blocking-work executor, so the I/O thread never waits. `busy` is set when that
+  /// executor is full.
+  asio::awaitable<std::optional<hls::HlsService::HlsFile>> local_hls(const live::StreamKey& key,
+                                                                     const std::string& file_name,
+                                                                     bool* busy = nullptr) {
+    auto f = hls.peek(key, file_name);
+    if (f || !hls.store().reads_block() || !blocking) co_return f;
+    if (blocking_inflight.fetch_add(1) >= kMaxBlocking) {
+      blocking_inflight.fetch_sub(1);
+      if (busy) *busy = true;
+      co_return std::nullopt;
+    }
+    // A named awaitable, not a lambda temporary: GCC 12 destroys temporaries of a co_await
+    // full-expression twice when the coroutine suspends inside it.
+    auto read = blocking_get(key, file_name);
+    f = co_await asio::co_spawn(*blocking, std::move(read), asio::use_awaitable);
+    blocking_inflight.fetch_sub(1);
+    co_return f;
+  }
+
+  asio::awaitable<std::optional<hls::HlsService::HlsFile>> blocking_get(live::StreamKey key, std::string file_name) {
+    co_return hls.get(key, file_name);
+  }
+
   asio::awaitable<net::HttpResponse> serve_hls(const net::HttpRequest& req, std::string_view suffix, bool segment) {
     auto parsed = split_hls(req.path_param, suffix, segment);
     if (!parsed) co_return net::json_error(400, "malformed stream name");
     const auto& [key, file_name] = *parsed;
     std::optional<hls::HlsService::HlsFile> file;
     bool unreachable = false;
+    bool blocking_busy = false;
     if (hls_proxy) {
       const int64_t grace = int64_t(cfg.hls.cleanup_grace_secs) * 1000;
       const std::string path = key.app + "/" + key.stream + "/" + file_name;
@@ -160,7 +199,7 @@ struct Server::Impl {
       };
       auto owner = directory->owner_or_recent(key.str(), grace);
       if (owner && owner->node_id != self_id()) co_await from_node(*owner);
-      else file = hls.get(key, file_name);
+      else file = co_await local_hls(key, file_name);
       // A new owner without the object yet (its first segment is still being cut after a
       // failover, or a player asks for the old owner's last segments): the previous owner's.
       if (!file) {
@@ -170,7 +209,8 @@ struct Server::Impl {
         }
       }
     }
-    if (!file) file = hls.get(key, file_name);
+    if (!file) file = co_await local_hls(key, file_name, &blocking_busy);
+    if (!file && blocking_busy) co_return busy_response();
     if (!file && unreachable) co_return net::json_error(503, "the publishing node cannot be reached");
     if (!file) co_return net::json_error(404, "not found");
     // A viewer is a client address + User-Agent (HLS has no connection to count).
@@ -214,7 +254,7 @@ struct Server::Impl {
                    live::StreamKey key{p.substr(0, a), p.substr(a + 1, b - a - 1)};
                    if (!live::validate_name(key.app) || !live::validate_name(key.stream))
                      co_return net::json_error(400, "malformed stream name");
-                   auto file = hls.get(key, p.substr(b + 1));
+                   auto file = hls.peek(key, p.substr(b + 1));
                    if (!file) co_return net::json_error(404, "not found");
                    net::HttpResponse res;
                    res.content_type = file->content_type;
@@ -264,8 +304,8 @@ struct Server::Impl {
       if (id == self_id()) {
         body = local_stream_share();
       } else {
-        auto r = co_await cluster::internode::async_fetch(signer, addr, "/internal/v1/streams",
-                                                          std::chrono::milliseconds(1000), 4 << 20);
+        const std::string target = "/internal/v1/streams";
+        auto r = co_await cluster::internode::async_fetch(signer, addr, target, std::chrono::milliseconds(1000), 4 << 20);
         if (!r || r->status != 200) continue;
         body.assign(r->body.begin(), r->body.end());
       }
@@ -449,7 +489,8 @@ struct Server::Impl {
     directory->set_node_alive([this](const std::string& id) { return cluster_node->node_alive(id); });
     cluster::internode::Signer signer{cluster_node->secret(), cluster_node->node_id()};
     relays = std::make_unique<cluster::RelayManager>(cfg.relay, hub, *directory, signer, pool.next(), metrics);
-    if (cfg.hls.enabled && !cfg.hls.shared_storage) {
+    // Shared stores (a shared file directory, S3) are read directly by every node.
+    if (cfg.hls.enabled && !cfg.hls.shared_storage && cfg.hls.store != hls::StoreKind::oss) {
       cluster::HlsProxyConfig pc;
       pc.playlist_ttl_ms = cfg.hls.proxy_playlist_ttl_ms;
       pc.max_bytes = cfg.hls.proxy_cache_bytes;
@@ -582,6 +623,7 @@ Status Server::start() {
   if (auto st = d.open_watch_together(); !st) return st;
   d.open_streams();
   if (d.cfg.hls.enabled) {
+    if (d.hls.store().reads_block()) d.blocking = std::make_unique<asio::thread_pool>(4);
     d.hub.add_observer_factory(d.hls.observer_factory());
     d.hub.set_subscriber_counter(Proto::hls, [&d](const live::StreamKey& k) { return d.hls_viewers.count(k, mono_ms()); });
   }
@@ -632,6 +674,7 @@ void Server::stop() {
   }
   d.pool.stop();
   d.pool.join();
+  if (d.blocking) d.blocking->join();
   spdlog::info("stopped");
 }
 

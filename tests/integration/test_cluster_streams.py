@@ -5,6 +5,8 @@ database; real ffmpeg publishers and ffprobe/ffmpeg/raw HTTP readers as players.
 - ClusterStreamsTest: reads from every node (HTTP-FLV and RTMP through an edge relay, HLS through
   the proxy cache), one relay for many players and its release, a second publisher refused,
   HLS requests alternating between nodes, forged relay requests refused.
+- SharedFileStoreTest, S3StoreTest: with the shared file store and with the oss store (npm
+  s3rver on loopback), B and C read the segments while A is stopped.
 - StreamPartitionTest: the owner hangs (SIGSTOP) while the publisher moves to B; when it
   resumes, its registry writes are refused by epoch, it ends its own publish and serves no relay.
 - StreamFailoverTest: the owner is killed (SIGKILL) and the publisher comes back on another node;
@@ -22,6 +24,8 @@ import time
 import unittest
 import urllib.request
 
+import socket
+
 import harness
 import cluster_harness as ch
 from cluster_harness import Cluster, RedisServer, uniq
@@ -37,6 +41,15 @@ class StreamsBase(unittest.TestCase):
                              "CASTMESH_HLS__TARGET_DURATION_SECS": 1}}
 
     @classmethod
+    def extra_env(cls):
+        """Settings added to every node of the class (after the services it starts)."""
+        return {}
+
+    @classmethod
+    def start_services(cls):
+        """Services the class needs before its nodes start."""
+
+    @classmethod
     def setUpClass(cls):
         cls.workdir = ch.make_workdir(cls.__name__.lower())
         cls.procs = ProcessSet()
@@ -44,7 +57,11 @@ class StreamsBase(unittest.TestCase):
         cls.cluster = None
         try:
             cls.redis.start()
-            cls.cluster = Cluster(cls.workdir, cls.redis, ch.postgres_url(), uniq("cms"), **cls.node_kw)
+            cls.start_services()
+            kw = dict(cls.node_kw)
+            kw["extra_env"] = dict(kw.get("extra_env", {}), **cls.extra_env())
+            cls.prefix = uniq("cms")
+            cls.cluster = Cluster(cls.workdir, cls.redis, ch.postgres_url(), cls.prefix, **kw)
             cls.a, cls.b, cls.c = [cls.cluster.add(n) for n in ("node-a", "node-b", "node-c")]
             cls.cluster.wait_all_alive(timeout=20)
         except BaseException:
@@ -221,6 +238,61 @@ class ClusterStreamsTest(StreamsBase):
         self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_misses_total"), misses)
         self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_hits_total"), hits + 3)
 
+    def test_6_garbage_upstream_is_closed_and_retried(self):
+        # A registry entry of live node B whose address is a fake upstream that answers 200 and
+        # then sends bytes that are not FLV.
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((HOST, 0))
+        srv.listen(16)
+        srv.settimeout(0.2)
+        self.addCleanup(srv.close)
+        accepted = []
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set() and len(accepted) < 20:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                accepted.append(time.monotonic())
+                try:
+                    conn.settimeout(2)
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n" + b"NOT-FLV!" * 64)
+                    time.sleep(0.2)
+                finally:
+                    conn.close()
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        key = "%s:pub:live/garbage" % self.prefix
+        self.redis.cmd("HSET", key, "stream", "live/garbage", "node", "node-b",
+                       "addr", "%s:%d" % (HOST, srv.getsockname()[1]), "epoch", "1", "gen", "g", "started_ms", "1",
+                       "codecs", "H264,AAC")
+        self.redis.cmd("PEXPIRE", key, "60000")
+        self.redis.cmd("SADD", "%s:pubs" % self.prefix, "live/garbage")
+        self.addCleanup(lambda: self.redis.cmd("DEL", key))
+        wait_for(lambda: self.owner_of(self.c, "garbage") is not None, 10, 0.1, "C sees the entry")
+        pub = self.publish(self.a, "beside")
+        self.addCleanup(pub.stop)
+        self.wait_owner("beside", "node-a", [self.c])
+        errors0 = self.metric(self.c, "castmesh_protocol_errors_total", '{protocol="relay"}')
+        # The player waits for the relay's first media (no response head before it).
+        bad = HttpStream(self.c.http_port, "/live/live/garbage.flv", timeout=10)
+        self.addCleanup(bad.close)
+        good = HttpStream(self.c.http_port, "/live/live/beside.flv", timeout=10)
+        self.addCleanup(good.close)
+        self.assertEqual(good.read_head(), 200)
+        reader = FlvReader(good)
+        reader.read_header()
+        wait_for(lambda: len(accepted) >= 2, 15, 0.1, "the relay retried the garbage upstream")
+        self.assertGreater(self.metric(self.c, "castmesh_protocol_errors_total", '{protocol="relay"}'), errors0)
+        # The other stream kept playing beside it.
+        self.read_flv_until_video(reader, 5)
+        self.assertTrue(self.c.alive())
+
     def test_5_forged_relay_requests_refused(self):
         st, _, _ = self.a.internode("GET", "/internal/v1/relay/live/x.flv")
         self.assertEqual(st, 401)
@@ -231,6 +303,97 @@ class ClusterStreamsTest(StreamsBase):
         # Correctly signed, but A does not publish it: 404.
         st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", node_id="node-b")
         self.assertEqual(st, 404)
+
+
+class SharedStoreBase(StreamsBase):
+    """B and C read A's HLS segments from the shared store while A is stopped (SIGSTOP)."""
+
+    def test_segments_readable_with_owner_stopped(self):
+        pub = self.publish(self.a, "shared")
+        self.addCleanup(pub.stop)
+        self.wait_owner("shared", "node-a", [self.a, self.b, self.c])
+
+        def listed(n):
+            st, _, body = n.get("/live/live/shared.m3u8")
+            return harness.playlist_segments(body.decode()) if st == 200 else []
+        wait_for(lambda: len(listed(self.b)) >= 2 and len(listed(self.c)) >= 2, 20, 0.2, "B and C list segments")
+        os.kill(self.a.proc.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: os.kill(self.a.proc.pid, signal.SIGCONT) if self.a.alive() else None)
+        time.sleep(0.5)
+        segs = listed(self.b)
+        self.assertGreaterEqual(len(segs), 2)
+        self.assertEqual(listed(self.c), segs, "B and C read the same playlist")
+        for uri in segs:
+            st_b, _, body_b = self.b.get("/live/live/" + uri)
+            st_c, _, body_c = self.c.get("/live/live/" + uri)
+            self.assertEqual((st_b, st_c), (200, 200), uri)
+            self.assertEqual(body_b, body_c, uri)
+            self.assertGreater(len(body_b), 188)
+            self.assertEqual(body_b[0], 0x47, "an MPEG-TS segment")
+        self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_misses_total"), 0, "no proxy with a shared store")
+
+
+class SharedFileStoreTest(SharedStoreBase):
+    @classmethod
+    def extra_env(cls):
+        return {"CASTMESH_HLS__STORE": "file", "CASTMESH_HLS__SHARED_STORAGE": "true",
+                "CASTMESH_HLS__DIR": os.path.join(cls.workdir, "shared-hls")}
+
+
+class S3StoreTest(SharedStoreBase):
+    """The oss store against a real S3-compatible server (npm s3rver, tests/s3) on loopback."""
+
+    @classmethod
+    def start_services(cls):
+        s3rver = os.path.join(ch.REPO, "tests", "s3", "node_modules", ".bin", "s3rver")
+        if not os.path.exists(s3rver):
+            raise AssertionError("s3rver is not installed: run scripts/web-build (npm ci in tests/s3)")
+        cls.s3_port = harness.free_ports(1)[0]
+        log = open(os.path.join(cls.workdir, "s3rver.log"), "ab")
+        cls.s3 = cls.procs.add(subprocess.Popen(
+            [s3rver, "-d", os.path.join(cls.workdir, "s3"), "-a", HOST, "-p", str(cls.s3_port),
+             "--configure-bucket", "castmesh", "--silent"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+
+        def up():
+            try:
+                with socket.create_connection((HOST, cls.s3_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+        wait_for(up, 20, 0.1, "s3rver listening")
+
+    @classmethod
+    def extra_env(cls):
+        return {"CASTMESH_HLS__STORE": "oss",
+                "CASTMESH_HLS__OSS__ENDPOINT": "http://%s:%d" % (HOST, cls.s3_port),
+                "CASTMESH_HLS__OSS__BUCKET": "castmesh",
+                "CASTMESH_HLS__OSS__BASE_PATH": "hls",
+                "CASTMESH_HLS__OSS__ACCESS_KEY_ID": "S3RVER",
+                "CASTMESH_HLS__OSS__SECRET_ACCESS_KEY": "S3RVER"}
+
+    def test_unknown_access_key_is_refused_by_the_server(self):
+        # s3rver checks the access key id and the request time of a SigV4 request but not the
+        # signature itself (its source says so); the signature is checked against AWS's own
+        # example in s3_store_test.cpp. An unknown key: S3 refuses, the node logs it and goes on.
+        self.assertIn("InvalidAccessKeyId", self._publish_with_key("NOT-A-KEY"))
+        self.assertNotIn("InvalidAccessKeyId", self._publish_with_key("S3RVER"))
+
+    def _publish_with_key(self, access_key):
+        env = dict(self.node_kw["extra_env"])
+        env.update(self.extra_env())
+        env["CASTMESH_HLS__OSS__ACCESS_KEY_ID"] = access_key
+        node = self.cluster.add("node-k%s" % access_key[:3].lower(), extra_env=env)
+        try:
+            pub = self.publish(node, "key" + access_key[:3].lower())
+            wait_for(lambda: node.get("/live/live/key%s.m3u8" % access_key[:3].lower())[0] == 200, 15, 0.2,
+                     "the node's own playlist")
+            time.sleep(2)
+            pub.stop()
+            return node.log_text()
+        finally:
+            node.stop()
 
 
 class StreamFailoverTest(StreamsBase):

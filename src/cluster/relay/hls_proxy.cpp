@@ -90,7 +90,9 @@ asio::awaitable<Result<HlsProxy::Blob>> HlsProxy::get(const PublisherEntry& owne
   }
 
   m_.misses.fetch_add(1, std::memory_order_relaxed);
-  auto reply = co_await internode::async_fetch(signer_, owner.addr, "/internal/v1/hls/" + path,
+  // Named, not a temporary of the co_await expression (see app::Server::Impl::local_hls).
+  const std::string target = "/internal/v1/hls/" + path;
+  auto reply = co_await internode::async_fetch(signer_, owner.addr, target,
                                                std::chrono::milliseconds(cfg_.fetch_timeout_ms), cfg_.max_object_bytes);
   Result<Blob> result = Blob{};
   if (!reply) {

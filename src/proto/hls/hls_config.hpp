@@ -6,7 +6,22 @@
 
 namespace castmesh::hls {
 
-enum class StoreKind { memory, file };
+enum class StoreKind { memory, file, oss };
+
+/// The `oss` store: S3-compatible object storage (config keys hls.oss.*).
+struct OssConfig {
+  /// "http(s)://host[:port]" of the S3 API (path-style requests).
+  std::string endpoint;
+  std::string bucket;
+  /// Key prefix inside the bucket ("" = the bucket's root), e.g. "hls".
+  std::string base_path;
+  std::string region = "us-east-1";
+  /// Credentials; empty = the environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+  std::string access_key_id;
+  std::string secret_access_key;
+  /// One S3 request (connect + send + response), ms.
+  uint32_t timeout_ms = 5000;
+};
 
 struct HlsConfig {
   bool enabled = true;
@@ -28,6 +43,8 @@ struct HlsConfig {
   uint32_t proxy_playlist_ttl_ms = 50;
   /// Cluster mode: bound of the proxy cache of other nodes' playlists and segments, bytes.
   uint64_t proxy_cache_bytes = 256ull * 1024 * 1024;
+  /// Settings of the `oss` store.
+  OssConfig oss;
 };
 
 }  // namespace castmesh::hls

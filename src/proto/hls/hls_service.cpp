@@ -59,6 +59,15 @@ std::unique_ptr<live::SourceObserver> HlsService::make_observer(const live::Stre
 }
 
 std::optional<HlsService::HlsFile> HlsService::get(const live::StreamKey& key, std::string_view file_name) const {
+  return lookup(key, file_name, true);
+}
+
+std::optional<HlsService::HlsFile> HlsService::peek(const live::StreamKey& key, std::string_view file_name) const {
+  return lookup(key, file_name, false);
+}
+
+std::optional<HlsService::HlsFile> HlsService::lookup(const live::StreamKey& key, std::string_view file_name,
+                                                      bool may_block) const {
   if (!validate_store_path(key.app) || !validate_store_path(key.stream) || !validate_store_path(file_name))
     return std::nullopt;
   const std::string_view stream = key.stream;
@@ -74,7 +83,8 @@ std::optional<HlsService::HlsFile> HlsService::get(const live::StreamKey& key, s
   } else {
     return std::nullopt;
   }
-  file.body = store_->get(fmt::format("{}/{}/{}", key.app, key.stream, file_name));
+  const std::string path = fmt::format("{}/{}/{}", key.app, key.stream, file_name);
+  file.body = may_block ? store_->get(path) : store_->peek(path);
   if (!file.body) return std::nullopt;
   return file;
 }

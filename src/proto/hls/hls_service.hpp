@@ -52,6 +52,9 @@ class HlsService {
   /// std::nullopt when a name is invalid, the name has another shape, or the file does not
   /// exist (yet, or any more): the caller answers 404.
   std::optional<HlsFile> get(const live::StreamKey& key, std::string_view file_name) const;
+  /// As get(), but only what the store has without blocking (see Store::peek); when
+  /// store().reads_block(), callers on I/O threads call this and run get() elsewhere.
+  std::optional<HlsFile> peek(const live::StreamKey& key, std::string_view file_name) const;
 
   /// Removes files of streams whose publisher left more than cleanup_grace_secs ago and
   /// forgets segmenters no Source uses any more. Call every second.
@@ -76,6 +79,7 @@ class HlsService {
 
  private:
   std::unique_ptr<live::SourceObserver> make_observer(const live::StreamKey& key);
+  std::optional<HlsFile> lookup(const live::StreamKey& key, std::string_view file_name, bool may_block) const;
 
   const HlsConfig cfg_;
   Metrics& metrics_;

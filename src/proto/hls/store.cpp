@@ -1,5 +1,7 @@
 #include "proto/hls/store.hpp"
 
+#include "proto/hls/s3_store.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -176,6 +178,7 @@ void FileStore::remove_prefix(std::string_view dir) {
 
 std::shared_ptr<Store> make_store(const HlsConfig& cfg) {
   if (cfg.store == StoreKind::file) return std::make_shared<FileStore>(cfg.dir);
+  if (cfg.store == StoreKind::oss) return std::make_shared<S3Store>(cfg.oss);
   return std::make_shared<MemoryStore>();
 }
 

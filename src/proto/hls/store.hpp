@@ -36,6 +36,12 @@ class Store {
   virtual Status put(std::string_view path, Blob data) = 0;
   /// The object at `path`, or nullptr when absent or when the path is refused.
   virtual Blob get(std::string_view path) const = 0;
+  /// The object at `path` when it can be had without blocking (memory), else nullptr. Stores
+  /// whose reads do not block answer as get().
+  virtual Blob peek(std::string_view path) const { return reads_block() ? nullptr : get(path); }
+  /// True when get() may block on the network (callers on I/O threads then use peek() and run
+  /// get() on a blocking-work executor).
+  virtual bool reads_block() const { return false; }
   /// Removes the object at `path` (absent or refused paths are ignored).
   virtual void remove(std::string_view path) = 0;
   /// Removes every object under directory `dir` (e.g. "live/test"); refused paths are ignored.
@@ -79,7 +85,7 @@ class FileStore final : public Store {
   std::atomic<uint64_t> tmp_counter_{0};  // distinguishes concurrent writers' temporary files
 };
 
-/// The store selected by `cfg.store` (MemoryStore, or FileStore rooted at `cfg.dir`).
+/// The store selected by `cfg.store` (MemoryStore, FileStore rooted at `cfg.dir`, or S3Store).
 std::shared_ptr<Store> make_store(const HlsConfig& cfg);
 
 }  // namespace castmesh::hls
