@@ -339,6 +339,21 @@ struct Server::Impl {
         o["stream"] = e.stream.substr(slash + 1);
         o["publishing"] = true;
       }
+      // Players on every node (relays are not players), so a load balancer's view of the stream
+      // is whole; `nodes` splits them.
+      json::object total{{"rtmp", 0}, {"httpflv", 0}, {"hls", 0}, {"total", 0}};
+      uint64_t relaying = 0;
+      for (const auto& n : nodes) {
+        const auto& no = n.as_object();
+        if (no.at("relay").is_bool() && no.at("relay").as_bool()) ++relaying;
+        if (!no.at("viewers").is_object()) continue;
+        for (auto& [k, v] : total) {
+          const auto* x = no.at("viewers").as_object().if_contains(k);
+          if (x && x->is_number()) v = v.to_number<uint64_t>() + x->to_number<uint64_t>();
+        }
+      }
+      o["subscribers"] = std::move(total);
+      o["relays"] = relaying;
       o["owner"] = e.node_id;
       o["epoch"] = e.epoch;
       o["codecs"] = e.codecs;

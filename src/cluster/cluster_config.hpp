@@ -48,13 +48,17 @@ struct ClusterConfig {
 
 /// Section `redis`.
 /// Edge relays (config section `relay`, seed defaults; cluster::RelayManager).
+/// Times are in seconds, as the seed's keys (relay.establish_timeout ...) are.
 struct RelayConfig {
-  uint32_t establish_timeout_ms = 10000;     ///< connect + response head of one upstream pull
-  uint32_t max_retry_attempts = 3;           ///< failed pulls in a row before the relay gives up
-  uint32_t retry_delay_ms = 2000;            ///< between failed pulls
-  uint32_t release_delay_ms = 10000;         ///< the relay stops this long after the last local player left
-  uint32_t health_check_interval_ms = 5000;  ///< a pull without media this long is reconnected
-  uint32_t max_waiting_players = 1000;       ///< players waiting for one relay's first media (HTTP-FLV: 503 beyond)
+  double establish_timeout = 10;        ///< s: connect + response head of one upstream pull
+  uint32_t max_retry_attempts = 3;      ///< failed pulls in a row before the relay gives up
+  double retry_delay = 2;               ///< s: between failed pulls
+  double release_delay = 10;            ///< s: the relay stops this long after the last local player left
+  double health_check_interval = 5;     ///< s: a pull without media this long is reconnected
+  uint32_t max_waiting_players = 1000;  ///< players waiting for one relay's first media (HTTP-FLV: 503 beyond)
+
+  /// Seconds as whole milliseconds (at least 1).
+  static uint32_t ms(double secs) noexcept { return secs <= 0.001 ? 1u : static_cast<uint32_t>(secs * 1000 + 0.5); }
 };
 
 struct RedisConfig {

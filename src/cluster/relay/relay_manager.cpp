@@ -139,13 +139,13 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
       if (it != relays.end()) it->second->release_at_ms = 0;
       else ensure(stream);
     } else if (it != relays.end() && it->second->release_at_ms == 0) {
-      it->second->release_at_ms = mono_ms() + cfg.release_delay_ms;
+      it->second->release_at_ms = mono_ms() + RelayConfig::ms(cfg.release_delay);
     }
   }
 
   asio::awaitable<void> sweep_loop(std::shared_ptr<Impl> self) {
     for (;;) {
-      sweeper.expires_after(std::chrono::milliseconds(std::clamp<uint32_t>(cfg.release_delay_ms / 4, 50, 1000)));
+      sweeper.expires_after(std::chrono::milliseconds(std::clamp<uint32_t>(RelayConfig::ms(cfg.release_delay) / 4, 50, 1000)));
       auto [ec] = co_await sweeper.async_wait(kTuple);
       if (ec || stopping) co_return;
       const int64_t now = mono_ms();
@@ -153,7 +153,7 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
       for (auto& [s, r] : relays)
         if (r->release_at_ms != 0 && now >= r->release_at_ms && local_players(r->key) == 0) expired.push_back(r);
       for (auto& r : expired) {
-        spdlog::info("relay {}: no players for {} ms, releasing", r->stream, cfg.release_delay_ms);
+        spdlog::info("relay {}: no players for {} ms, releasing", r->stream, RelayConfig::ms(cfg.release_delay));
         stop_relay(r);
       }
     }
@@ -176,7 +176,7 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
     const std::string target = "/internal/v1/relay/" + r->stream + ".flv?epoch=" + std::to_string(owner.epoch);
     r->upstream = &p->sock;
     auto opened = co_await internode::async_open_stream(signer, p->sock, owner.addr, target,
-                                                        std::chrono::milliseconds(cfg.establish_timeout_ms), buf);
+                                                        std::chrono::milliseconds(RelayConfig::ms(cfg.establish_timeout)), buf);
     if (!opened || *opened != 200 || r->stopped || r->restart) {
       r->upstream = nullptr;
       if (!opened) spdlog::warn("relay {}: {}", r->stream, opened.error().message());
@@ -189,7 +189,7 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
     // Health check: a pull that brings no media for the interval is closed and reconnected.
     asio::co_spawn(
         ctx,
-        [p, interval = cfg.health_check_interval_ms]() -> asio::awaitable<void> {
+        [p, interval = RelayConfig::ms(cfg.health_check_interval)]() -> asio::awaitable<void> {
           while (!p->done) {
             p->deadline.expires_after(std::chrono::milliseconds(std::max<uint32_t>(interval / 4, 20)));
             co_await p->deadline.async_wait(kTuple);
@@ -238,7 +238,7 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
       if (ec) {
         if (p->timed_out) {
           spdlog::warn("relay {}: no media from {} for {} ms; reconnecting", r->stream, owner.node_id,
-                       cfg.health_check_interval_ms);
+                       RelayConfig::ms(cfg.health_check_interval));
         } else if (!r->stopped && !r->restart) {
           spdlog::info("relay {}: upstream {} ended: {}", r->stream, owner.node_id, ec.message());
         }
@@ -286,7 +286,7 @@ struct RelayManager::Impl : std::enable_shared_from_this<RelayManager::Impl> {
         if (!r->delivered) hub.close_unpublished(r->key);  // release players that never got media
         break;
       }
-      r->wake.expires_after(std::chrono::milliseconds(cfg.retry_delay_ms));
+      r->wake.expires_after(std::chrono::milliseconds(RelayConfig::ms(cfg.retry_delay)));
       co_await r->wake.async_wait(kTuple);
     }
     spdlog::info("relay {}: stopped", r->stream);

@@ -7,13 +7,13 @@
 /// `GET /internal/v1/relay/{app}/{stream}.flv?epoch=E` from the owner's signed inter-node API,
 /// whose FLV tags feed a local Source as a Proto::relay publisher, so the GOP cache, every output
 /// and the viewer counts work as for a local publisher.
-/// - Establishing (connect + response head) is bounded by `establish_timeout_ms`; a relay that
-///   fails `max_retry_attempts` times in a row, `retry_delay_ms` apart, gives up (players that
+/// - Establishing (connect + response head) is bounded by `establish_timeout`; a relay that
+///   fails `max_retry_attempts` times in a row, `retry_delay` apart, gives up (players that
 ///   never got media are released).
-/// - No media for `health_check_interval_ms` reconnects.
+/// - No media for `health_check_interval` reconnects.
 /// - A registry change of the stream (new owner or epoch: a failover or takeover) switches the
 ///   upstream at once; players stay attached and continue at the next keyframe.
-/// - `release_delay_ms` after the last local player left, the relay stops.
+/// - `release_delay` after the last local player left, the relay stops.
 ///
 /// All relay state lives on one io_context (its thread); public functions are thread-safe.
 

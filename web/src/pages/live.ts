@@ -214,7 +214,7 @@ export function livePage(): Page {
   const el = h(
     'div',
     { class: 'page page-wide' },
-    h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Live'), h('p', null, 'Streams being published to this server right now.'))),
+    h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Live'), h('p', null, 'Streams being published right now (in a cluster: on any node).'))),
     h('div', { class: 'live-layout' }, list, previewBox),
   );
   return {
