@@ -602,7 +602,9 @@ Result<std::unique_ptr<Subscription>> StreamHub::subscribe(const StreamKey& key,
         std::lock_guard lk(mu_);
         locate = locator_;
       }
-      if (!locate || !locate(key)) return Error{Errc::not_found, key.str() + " is not being published"};
+      const Remote where = locate ? locate(key) : Remote::none;
+      if (where == Remote::full) return Error{Errc::unavailable, key.str() + ": too many players wait for its relay"};
+      if (where != Remote::remote) return Error{Errc::not_found, key.str() + " is not being published"};
       wait = true;  // another node publishes it: wait for the relay
     }
   }

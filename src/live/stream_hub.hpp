@@ -189,7 +189,8 @@ class StreamHub {
   /// Subscribes to `key`. When no publisher is live: with `wait_for_publisher` the
   /// subscription is created and waits (RTMP play semantics); without it, the subscription
   /// also waits when the remote locator says another node publishes the stream (a relay will
-  /// feed this Source), otherwise Errc::not_found.
+  /// feed this Source), otherwise Errc::not_found (Errc::unavailable when the locator says too
+  /// many players already wait for that relay).
   Result<std::unique_ptr<Subscription>> subscribe(const StreamKey& key, Proto proto,
                                                   bool wait_for_publisher);
 
@@ -200,9 +201,12 @@ class StreamHub {
   using PublishAuthorizer = std::function<Result<StreamKey>(const StreamKey&, std::string_view remote)>;
   void set_publish_authorizer(PublishAuthorizer f);
 
-  /// Answers "does another node publish `key`?" for subscribe(). Called on the subscriber's
-  /// thread under no hub lock: it must not block (a memory lookup). Unset: never.
-  using RemoteLocator = std::function<bool(const StreamKey&)>;
+  /// Answers "does another node publish `key`?" for subscribe(): `none` (Errc::not_found),
+  /// `remote` (the subscription waits for the relay) or `full` (too many players already wait:
+  /// Errc::unavailable). Called on the subscriber's thread under no hub lock: it must not block
+  /// (a memory lookup). Unset: always `none`.
+  enum class Remote : uint8_t { none, remote, full };
+  using RemoteLocator = std::function<Remote(const StreamKey&)>;
   void set_remote_locator(RemoteLocator f);
 
   /// Ends the publish of `key` when its epoch is `epoch` (a lost registry claim, a takeover by

@@ -107,10 +107,12 @@ TEST_F(HubTest, RevokeEndsOnlyThatPublish) {
 TEST_F(HubTest, RemoteLocatorMakesPlayersWait) {
   // Without a locator (or when it says no) a non-waiting subscribe is refused at once.
   EXPECT_EQ(hub->subscribe(key, Proto::httpflv, false).code(), Errc::not_found);
-  bool remote = false;
+  StreamHub::Remote remote = StreamHub::Remote::none;
   hub->set_remote_locator([&](const StreamKey&) { return remote; });
   EXPECT_EQ(hub->subscribe(key, Proto::httpflv, false).code(), Errc::not_found);
-  remote = true;
+  remote = StreamHub::Remote::full;
+  EXPECT_EQ(hub->subscribe(key, Proto::httpflv, false).code(), Errc::unavailable);
+  remote = StreamHub::Remote::remote;
   auto sub = hub->subscribe(key, Proto::httpflv, false);
   ASSERT_TRUE(sub.ok()) << "another node publishes it: the player waits for the relay";
   EXPECT_EQ(hub->subscriber_count(key, Proto::httpflv), 1u);

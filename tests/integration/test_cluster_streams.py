@@ -7,6 +7,8 @@ database; real ffmpeg publishers and ffprobe/ffmpeg/raw HTTP readers as players.
   HLS requests alternating between nodes, forged relay requests refused.
 - SharedFileStoreTest, S3StoreTest: with the shared file store and with the oss store (npm
   s3rver on loopback), B and C read the segments while A is stopped.
+- RelayUpstreamTest: a relay upstream that sends garbage is closed and retried while another
+  stream plays; players waiting for a relay are bounded (503 beyond relay.max_waiting_players).
 - StreamTakeoverTest: with live.publish_takeover a second publisher takes the stream over (higher
   epoch, the first publisher is closed); a restarted node clears the entries it left.
 - StreamPartitionTest: the owner hangs (SIGSTOP) while the publisher moves to B; when it
@@ -240,7 +242,24 @@ class ClusterStreamsTest(StreamsBase):
         self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_misses_total"), misses)
         self.assertEqual(self.metric(self.b, "castmesh_hls_proxy_hits_total"), hits + 3)
 
-    def test_6_garbage_upstream_is_closed_and_retried(self):
+    def test_5_forged_relay_requests_refused(self):
+        st, _, _ = self.a.internode("GET", "/internal/v1/relay/live/x.flv")
+        self.assertEqual(st, 401)
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", secret="wrong-secret", node_id="node-b")
+        self.assertEqual(st, 401)
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/hls/live/x/x.m3u8", secret="wrong-secret", node_id="node-b")
+        self.assertEqual(st, 401)
+        # Correctly signed, but A does not publish it: 404.
+        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", node_id="node-b")
+        self.assertEqual(st, 404)
+
+
+class RelayUpstreamTest(StreamsBase):
+    """A relay whose upstream sends garbage, beside a stream that plays; waiting players bounded."""
+
+    node_kw = {"extra_env": dict(StreamsBase.node_kw["extra_env"], CASTMESH_RELAY__MAX_WAITING_PLAYERS=3)}
+
+    def test_garbage_upstream_is_closed_and_retried(self):
         # A registry entry of live node B whose address is a fake upstream that answers 200 and
         # then sends bytes that are not FLV.
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -290,21 +309,21 @@ class ClusterStreamsTest(StreamsBase):
         reader = FlvReader(good)
         reader.read_header()
         wait_for(lambda: len(accepted) >= 2, 15, 0.1, "the relay retried the garbage upstream")
+        # Players waiting for a relay's first media are bounded: beyond relay.max_waiting_players
+        # (3 here) an HTTP-FLV player gets 503 at once.
+        waiting = [HttpStream(self.c.http_port, "/live/live/garbage.flv", timeout=10) for _ in range(2)]
+        for w in waiting:
+            self.addCleanup(w.close)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        st, _, _ = self.c.get("/live/live/garbage.flv")
+        self.assertEqual(st, 503)
+        self.assertLess(time.monotonic() - t0, 1.0)
         self.assertGreater(self.metric(self.c, "castmesh_protocol_errors_total", '{protocol="relay"}'), errors0)
         # The other stream kept playing beside it.
         self.read_flv_until_video(reader, 5)
         self.assertTrue(self.c.alive())
 
-    def test_5_forged_relay_requests_refused(self):
-        st, _, _ = self.a.internode("GET", "/internal/v1/relay/live/x.flv")
-        self.assertEqual(st, 401)
-        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", secret="wrong-secret", node_id="node-b")
-        self.assertEqual(st, 401)
-        st, _, _, _ = self.a.signed("GET", "/internal/v1/hls/live/x/x.m3u8", secret="wrong-secret", node_id="node-b")
-        self.assertEqual(st, 401)
-        # Correctly signed, but A does not publish it: 404.
-        st, _, _, _ = self.a.signed("GET", "/internal/v1/relay/live/x.flv", node_id="node-b")
-        self.assertEqual(st, 404)
 
 
 class SharedStoreBase(StreamsBase):

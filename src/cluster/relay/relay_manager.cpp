@@ -318,11 +318,13 @@ void RelayManager::start() {
     });
   });
   impl_->hub.set_remote_locator([weak](const live::StreamKey& k) {
+    using R = live::StreamHub::Remote;
     auto d = weak.lock();
-    if (!d || d->stopping) return false;
-    if (!d->dir.remote(k.str())) return false;
+    if (!d || d->stopping || !d->dir.remote(k.str())) return R::none;
     return d->hub.subscriber_count(k, Proto::httpflv) + d->hub.subscriber_count(k, Proto::rtmp) <
-           d->cfg.max_waiting_players;
+                   d->cfg.max_waiting_players
+               ? R::remote
+               : R::full;
   });
   asio::co_spawn(ctx, impl_->sweep_loop(impl_), asio::detached);
 }
