@@ -122,8 +122,11 @@ class Source : public std::enable_shared_from_this<Source> {
       // Continue after the last output timestamp so players never see time go backwards.
       ts_offset_ = republish ? last_out_ts_ + 40 : 0;
     }
-    metrics_.streams.fetch_add(1, std::memory_order_relaxed);
-    metrics_.publishes_total.fetch_add(1, std::memory_order_relaxed);
+    // A relay republishes another node's stream: not a stream published here.
+    if (proto != Proto::relay) {
+      metrics_.streams.fetch_add(1, std::memory_order_relaxed);
+      metrics_.publishes_total.fetch_add(1, std::memory_order_relaxed);
+    }
     {
       std::lock_guard ol(obs_mu_);
       active_.assign(observers_.size(), false);
@@ -147,7 +150,7 @@ class Source : public std::enable_shared_from_this<Source> {
       idle_since_ms_ = mono_ms();
       wake_armed_locked();  // waiting players notice the unpublish
     }
-    metrics_.streams.fetch_sub(1, std::memory_order_relaxed);
+    if (proto != Proto::relay) metrics_.streams.fetch_sub(1, std::memory_order_relaxed);
     {
       std::lock_guard ol(obs_mu_);
       for (size_t i = 0; i < observers_.size(); ++i)

@@ -124,6 +124,7 @@ TEST_F(HubTest, RemoteLocatorMakesPlayersWait) {
   });
   auto relay = hub->publish(key, Proto::relay, "10.0.0.1:7000");
   ASSERT_TRUE(relay.ok());
+  EXPECT_EQ(metrics.streams.load(), 0) << "a relay is not a stream published here";
   Proto p = Proto::rtmp;
   EXPECT_TRUE(hub->is_publishing(key, &p));
   EXPECT_EQ(p, Proto::relay);
