@@ -1,6 +1,7 @@
 #include "live/stream_hub.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 
 #include "base/clock.hpp"
@@ -114,6 +115,7 @@ class Source : public std::enable_shared_from_this<Source> {
       has_video_ = false;
       frame_rate_.reset();
       first_raw_ts_.reset();
+      first_frame_seen_ = false;
       // Packets of the previous publish are stale: subscribers resync on the new epoch.
       base_seq_ += ring_.size();
       ring_.clear();
@@ -202,8 +204,17 @@ class Source : public std::enable_shared_from_this<Source> {
 
   bool push(uint64_t epoch, media::PacketType type, uint32_t raw_ts, Bytes payload) {
     const size_t size = payload.size();
-    // Rebase: out = offset + (raw - first_raw), computed without unsigned wrap surprises.
+    // Rebase: out = offset + (raw - first_raw), computed without unsigned wrap surprises. The
+    // base is the first packet, unless metadata and sequence headers sent ahead of the first
+    // frame carry a timestamp far from it (a relayed stream's headers keep their original 0
+    // while its frames are minutes in): then the first frame is the base, so the output does
+    // not jump by the stream's age.
+    const bool header = is_header(type, payload);
     if (!first_raw_ts_) first_raw_ts_ = raw_ts;
+    if (!header && !first_frame_seen_) {
+      first_frame_seen_ = true;
+      if (std::abs(int64_t(raw_ts) - int64_t(*first_raw_ts_)) > kDetachedHeadersMs) first_raw_ts_ = raw_ts;
+    }
     int64_t rel = int64_t(raw_ts) - int64_t(*first_raw_ts_);
     if (rel < 0) rel = 0;
     const uint32_t out_ts = static_cast<uint32_t>(int64_t(ts_offset_) + rel);
@@ -245,6 +256,7 @@ class Source : public std::enable_shared_from_this<Source> {
 
   void attach(Subscription* s) {
     std::lock_guard lk(mu_);
+    s->min_epoch_ = publishing_ ? epoch_ : epoch_ + 1;
     subs_.push_back(s);
     ++sub_counts_[Metrics::idx(s->proto_)];
   }
@@ -280,7 +292,9 @@ class Source : public std::enable_shared_from_this<Source> {
     bool resync = false;
     if (!s.started_ || s.seen_epoch_ != epoch_) {
       // First read, or a new publish began since the last one: start at the newest keyframe.
-      if (!publishing_ && ring_.empty()) return arm_locked(s);
+      // What the ring kept of a publish that had ended before the player attached is not
+      // played to it (stale frames): it waits for the next publisher.
+      if (epoch_ < s.min_epoch_ || (!publishing_ && ring_.empty())) return arm_locked(s);
       resync = true;
     } else if (s.cursor_ < base_seq_) {
       resync = true;  // fell out of the ring
@@ -416,6 +430,17 @@ class Source : public std::enable_shared_from_this<Source> {
     audio_info_.channels = asc->channels;
   }
 
+  /// Metadata, or an AVC/HEVC/AAC sequence header (FLV spec E.4.2.1, E.4.3.1).
+  static bool is_header(media::PacketType type, const Bytes& p) {
+    if (type == media::PacketType::data) return true;
+    if (p.size() < 2) return false;
+    if (type == media::PacketType::video) {
+      const uint8_t codec = p[0] & 0x0f;
+      return (codec == 7 || codec == 12) && p[1] == 0;
+    }
+    return (p[0] >> 4) == 10 && p[1] == 0;
+  }
+
   uint64_t start_seq_locked() const {
     if (!keyframes_.empty()) return keyframes_.back();
     // No keyframe retained: audio-only streams start at the ring (already trimmed to the lag
@@ -499,6 +524,9 @@ class Source : public std::enable_shared_from_this<Source> {
   bool has_video_ = false;
 
   std::optional<uint32_t> first_raw_ts_;  // publisher thread only
+  bool first_frame_seen_ = false;         // publisher thread only
+  /// Headers this far (ms) from the first frame do not set the timestamp base.
+  static constexpr int64_t kDetachedHeadersMs = 1000;
   uint32_t ts_offset_ = 0;
   uint32_t last_out_ts_ = 0;
 

@@ -169,6 +169,7 @@ class Subscription {
   uint64_t cursor_ = 0;          // next sequence number to read
   bool started_ = false;
   uint64_t seen_epoch_ = 0;      // publish epoch whose headers were sent
+  uint64_t min_epoch_ = 0;       // the first publish epoch this subscriber may play (set at attach)
   uint64_t dropped_gops_ = 0;
   std::function<void()> waker_;
   bool armed_ = false;           // guarded by the Source's mutex

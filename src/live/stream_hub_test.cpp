@@ -331,5 +331,47 @@ TEST_F(HubTest, ConcurrentPublisherAndSubscribers) {
   for (size_t r = 0; r < subs.size(); ++r) EXPECT_EQ(last_seen[r], kPackets) << "reader " << r << " reached the end";
 }
 
+TEST_F(HubTest, PlayerAfterUnpublishGetsNoStaleFrames) {
+  {
+    auto pub = publish();
+    pub->push(PacketType::video, 0, video(true, 10, 0));
+    pub->push(PacketType::video, 0, video(true));
+    pub->push(PacketType::video, 40, video(false));
+  }
+  // Attached after the publish ended: nothing of it, the next publish from its keyframe.
+  auto sub = subscribe();
+  std::vector<PacketPtr> out;
+  EXPECT_EQ(sub->read(out), Subscription::ReadStatus::wait);
+  EXPECT_TRUE(out.empty());
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));
+  pub->push(PacketType::video, 0, video(true));
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out[0]->sequence_header);
+  EXPECT_TRUE(out[1]->keyframe);
+}
+
+TEST_F(HubTest, HeadersBeforeTheFirstFrameDoNotMoveTheTimestampBase) {
+  // A relay re-publishing into an existing Source: the owner's headers carry 0, its frames are
+  // minutes in. Output continues right after the previous publish, without a jump.
+  {
+    auto pub = publish();
+    pub->push(PacketType::video, 0, video(true, 10, 0));
+    pub->push(PacketType::video, 0, video(true));
+    pub->push(PacketType::video, 1000, video(false));
+  }
+  auto sub = subscribe();
+  auto pub = publish();
+  pub->push(PacketType::video, 0, video(true, 10, 0));  // sequence header, raw 0
+  pub->push(PacketType::video, 270000, video(true));    // first frame, raw 270 s
+  pub->push(PacketType::video, 270040, video(false));
+  std::vector<PacketPtr> out;
+  ASSERT_EQ(sub->read(out), Subscription::ReadStatus::ok);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1]->dts_ms, 1040u) << "continues after the last output timestamp (1000) + 40";
+  EXPECT_EQ(out[2]->dts_ms, 1080u);
+}
+
 }  // namespace
 }  // namespace castmesh::live

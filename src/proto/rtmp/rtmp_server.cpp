@@ -675,7 +675,8 @@ void Session::on_play(const Command& c) {
       if (auto s = weak.lock()) s->notify(true);
     });
   });
-  notify(true);
+  // The first read takes the GOP cache at once; the merge window applies to later wake-ups.
+  notify(false);
 }
 
 void Session::stop_publishing(bool notify_client) {
