@@ -144,7 +144,8 @@ asio::awaitable<void> HttpFlvService::play(tcp::socket& socket, const net::HttpR
       st->timer.expires_at(asio::steady_timer::time_point::max());
       co_await st->timer.async_wait(kTuple);
       if (st->done) break;
-      if (cfg_.merge_window_ms > 0) {
+      // The merge window batches later frames; the first data a player waits for goes out at once.
+      if (cfg_.merge_window_ms > 0 && !first) {
         st->timer.expires_after(std::chrono::milliseconds(cfg_.merge_window_ms));
         co_await st->timer.async_wait(kTuple);
       }

@@ -348,7 +348,8 @@ asio::awaitable<void> Session::write_loop() {
     const bool media_wake = media_signaled_;
     signaled_ = false;
     media_signaled_ = false;
-    if (media_wake && !more && sub_ && cfg_.merge_window_ms > 0) {
+    // The merge window batches later frames; a player's first media goes out at once.
+    if (media_wake && !more && sub_ && publishing_seen_ && cfg_.merge_window_ms > 0) {
       // Let a few frames accumulate so one write carries them all.
       merge_.expires_after(std::chrono::milliseconds(cfg_.merge_window_ms));
       co_await merge_.async_wait(kUseTuple);
