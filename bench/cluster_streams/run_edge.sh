@@ -11,7 +11,7 @@
 #              local  ($LOCAL_N) players on the origin itself (no relay involved);
 #              cold   ($COLD_N) players on an edge with no relay: before each run the script
 #                     waits until the previous relay is gone (castmesh: castmesh_relays_active
-#                     0 on b and no relay connection on a, relay.release_delay_ms=$RELEASE_MS,
+#                     0 on b and no relay connection on a, relay.release_delay=$RELEASE_MS ms,
 #                     then $COLD_SETTLE_S s so that b, whose live.idle_timeout_ms is 0, has also
 #                     dropped the stream's Source; nginx: the origin's /stat lists only the
 #                     publisher); a run that began with stale frames is counted apart;
@@ -51,7 +51,7 @@ WARM_N=${WARM_N:-30}
 COLD_SETTLE_S=${COLD_SETTLE_S:-1.5}   # castmesh cold runs: at least this long after the previous run ended
 CM_SAMPLE_S=${CM_SAMPLE_S:-1}         # loadgen --duration of one castmesh first-frame run
 NG_SAMPLE_S=${NG_SAMPLE_S:-2.5}       # the same for nginx-rtmp (it waits for the next keyframe, GOP 1 s)
-RELEASE_MS=${RELEASE_MS:-100}         # relay.release_delay_ms on every node
+RELEASE_MS=${RELEASE_MS:-100}         # relay.release_delay on every node, in ms here
 STALE_N=${STALE_N:-6}
 STALE_AFTER_S=${STALE_AFTER_S:-2}
 PLAYERS=${PLAYERS:-200}
@@ -179,7 +179,7 @@ start_nodes() {  # DIR
         CASTMESH_CLUSTER__OFFLINE_THRESHOLD="$OFFLINE_N" \
         CASTMESH_REDIS__URL="$REDIS_URL" CASTMESH_REDIS__KEY_PREFIX=cmstreams \
         CASTMESH_SERVER__CLUSTER_SECRET="bench-streams-secret-0123456789abcdef" \
-        CASTMESH_RELAY__RELEASE_DELAY_MS="$RELEASE_MS" \
+        CASTMESH_RELAY__RELEASE_DELAY="$(awk "BEGIN{print $RELEASE_MS/1000}")" \
         ${NODE_ENV[$i]} ${CM_ENV:-} \
         "${ON_SERVER_CPU[@]}" "$CASTMESH" serve >"$dir/node-$id.log" 2>&1 &
     NODE_PIDS+=("$!"); HTTP_PORTS+=("$http"); RTMP_PORTS+=("$rtmp")
