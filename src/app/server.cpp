@@ -189,13 +189,7 @@ struct Server::Impl {
           unreachable = true;
           co_return;
         }
-        if (!*blob) co_return;
-        hls::HlsService::HlsFile f;
-        f.body = *blob;
-        f.content_type = segment ? "video/mp2t" : "application/vnd.apple.mpegurl";
-        f.cache_control = segment ? "max-age=" + std::to_string(std::max<uint32_t>(cfg.hls.target_duration_secs, 1) * 10)
-                                  : std::string("no-cache");
-        file = std::move(f);
+        if (*blob) file = hls.make_file(segment, std::move(*blob));
       };
       auto owner = directory->owner_or_recent(key.str(), grace);
       if (owner && owner->node_id != self_id()) co_await from_node(*owner);
@@ -235,10 +229,7 @@ struct Server::Impl {
                     if (mine && req.query.starts_with("epoch=") && req.query.substr(6) != std::to_string(owner->epoch))
                       mine = false;
                     if (!mine) {
-                      static constexpr std::string_view kNotMine =
-                          "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 33\r\n"
-                          "Connection: close\r\n\r\n{\"error\":\"not the stream's owner\"}";
-                      co_await asio::async_write(s, asio::buffer(kNotMine), asio::as_tuple(asio::use_awaitable));
+                      co_await net::write_json_error(s, 404, "not the stream's owner");
                       co_return;
                     }
                     spdlog::info("relay: node {} pulls {}", sender, key->str());

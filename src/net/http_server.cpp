@@ -128,6 +128,15 @@ HttpResponse json_error(unsigned status, std::string_view message) {
   return r;
 }
 
+asio::awaitable<void> write_json_error(tcp::socket& socket, unsigned status, std::string_view message) {
+  const HttpResponse r = json_error(status, message);
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  const std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason.data(), reason.size()) +
+                          "\r\nContent-Type: " + r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                          "\r\nConnection: close\r\n\r\n" + r.body;
+  co_await asio::async_write(socket, asio::buffer(msg), kUseTuple);
+}
+
 Result<std::string> percent_decode_path(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -57,6 +57,12 @@ struct HttpResponse {
 /// A JSON error response: `{"error":"<message>"}` with `status`. `message` is JSON-escaped.
 HttpResponse json_error(unsigned status, std::string_view message);
 
+/// Writes json_error(status, message) as a whole HTTP/1.1 response with `Connection: close` on a
+/// socket a StreamHandler owns (a streaming route refusing a request before it streams).
+/// Write errors are ignored (the caller closes the socket next).
+boost::asio::awaitable<void> write_json_error(boost::asio::ip::tcp::socket& socket, unsigned status,
+                                              std::string_view message);
+
 /// Escapes `s` for use inside a JSON string literal (RFC 8259 section 7), no quotes added.
 std::string json_escape(std::string_view s);
 

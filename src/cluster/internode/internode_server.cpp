@@ -56,12 +56,7 @@ void InternodeServer::add_stream(std::string method, std::string prefix, std::st
                                                     const net::HttpRequest& req) -> boost::asio::awaitable<void> {
                        std::string sender;
                        if (auto refusal = check(req, sender)) {
-                         const std::string body = "{\"error\":\"" + std::string(refusal_message(*refusal)) + "\"}";
-                         const std::string msg = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
-                                                 "Content-Length: " + std::to_string(body.size()) +
-                                                 "\r\nConnection: close\r\n\r\n" + body;
-                         co_await boost::asio::async_write(sock, boost::asio::buffer(msg),
-                                                           boost::asio::as_tuple(boost::asio::use_awaitable));
+                         co_await net::write_json_error(sock, 401, refusal_message(*refusal));
                          co_return;
                        }
                        co_await h(sock, req, sender);

@@ -15,16 +15,6 @@ namespace castmesh::cluster::internode {
 
 namespace {
 
-std::string to_hex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 0x0f];
-  }
-  return out;
-}
-
 bool is_lower_hex(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
@@ -45,12 +35,6 @@ constexpr size_t kSignatureHexLen = 64;
 
 }  // namespace
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return to_hex(md, sizeof md);
-}
-
 std::string string_to_sign(std::string_view method, std::string_view target, std::string_view body,
                            std::string_view timestamp, std::string_view nonce) {
   std::string s;
@@ -62,12 +46,7 @@ std::string string_to_sign(std::string_view method, std::string_view target, std
 
 std::string compute_signature(std::string_view secret, std::string_view method, std::string_view target,
                               std::string_view body, std::string_view timestamp, std::string_view nonce) {
-  const std::string msg = string_to_sign(method, target, body, timestamp, nonce);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), md, &md_len);
-  return to_hex(md, md_len);
+  return net::to_hex(net::hmac_sha256(secret, string_to_sign(method, target, body, timestamp, nonce)));
 }
 
 SignedHeaders sign_request_with_nonce(std::string_view secret, std::string_view node_id, std::string_view method,
@@ -88,7 +67,7 @@ SignedHeaders sign_request(std::string_view secret, std::string_view node_id, st
                            std::string_view target, std::string_view body, int64_t now_unix_ms) {
   unsigned char raw[16];
   if (RAND_bytes(raw, sizeof raw) != 1) std::abort();  // no safe fallback for a nonce
-  return sign_request_with_nonce(secret, node_id, method, target, body, now_unix_ms, to_hex(raw, sizeof raw));
+  return sign_request_with_nonce(secret, node_id, method, target, body, now_unix_ms, net::to_hex(raw, sizeof raw));
 }
 
 const char* refusal_name(Refusal r) noexcept {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cluster/cluster_config.hpp"
+#include "net/digest.hpp"
 
 namespace castmesh::cluster::internode {
 
@@ -42,7 +43,7 @@ using SignedHeaders = std::vector<std::pair<std::string, std::string>>;
 using cluster::valid_node_id;
 
 /// Lowercase hex of SHA-256(data) (64 characters).
-std::string sha256_hex(std::string_view data);
+using net::sha256_hex;
 
 /// The string the signature covers (see the file comment). `timestamp` is the decimal text
 /// sent in X-Castmesh-Timestamp.

@@ -6,6 +6,7 @@
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
+#include "net/digest.hpp"
 
 namespace castmesh::cluster {
 
@@ -22,13 +23,7 @@ std::string random_generation() {
     const auto t = static_cast<uint64_t>(mono_ms()) ^ static_cast<uint64_t>(wall_ms());
     for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(t >> (8 * i));
   }
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += kHex[c >> 4];
-    s += kHex[c & 15];
-  }
-  return s;
+  return net::to_hex(b, sizeof b);
 }
 
 }  // namespace

@@ -71,21 +71,32 @@ std::optional<HlsService::HlsFile> HlsService::lookup(const live::StreamKey& key
   if (!validate_store_path(key.app) || !validate_store_path(key.stream) || !validate_store_path(file_name))
     return std::nullopt;
   const std::string_view stream = key.stream;
-  HlsFile file;
+  bool segment = false;
   if (file_name.size() == stream.size() + 5 && file_name.starts_with(stream) && file_name.ends_with(".m3u8")) {
-    file.content_type = "application/vnd.apple.mpegurl";
-    file.cache_control = "no-cache";
+    segment = false;
   } else if (file_name.size() > stream.size() + 4 && file_name.starts_with(stream) &&
              file_name[stream.size()] == '-' && file_name.ends_with(".ts") &&
              all_digits(file_name.substr(stream.size() + 1, file_name.size() - stream.size() - 4))) {
-    file.content_type = "video/mp2t";
-    file.cache_control = fmt::format("max-age={}", std::max<uint32_t>(cfg_.target_duration_secs, 1) * 10);
+    segment = true;
   } else {
     return std::nullopt;
   }
   const std::string path = fmt::format("{}/{}/{}", key.app, key.stream, file_name);
-  file.body = may_block ? store_->get(path) : store_->peek(path);
-  if (!file.body) return std::nullopt;
+  Blob body = may_block ? store_->get(path) : store_->peek(path);
+  if (!body) return std::nullopt;
+  return make_file(segment, std::move(body));
+}
+
+HlsService::HlsFile HlsService::make_file(bool segment, Blob body) const {
+  HlsFile file;
+  file.body = std::move(body);
+  if (segment) {
+    file.content_type = "video/mp2t";
+    file.cache_control = fmt::format("max-age={}", std::max<uint32_t>(cfg_.target_duration_secs, 1) * 10);
+  } else {
+    file.content_type = "application/vnd.apple.mpegurl";
+    file.cache_control = "no-cache";
+  }
   return file;
 }
 

@@ -55,6 +55,9 @@ class HlsService {
   /// As get(), but only what the store has without blocking (see Store::peek); when
   /// store().reads_block(), callers on I/O threads call this and run get() elsewhere.
   std::optional<HlsFile> peek(const live::StreamKey& key, std::string_view file_name) const;
+  /// `body` as a segment (`segment`) or playlist response, with the content type and cache
+  /// control get() gives it (also for objects fetched from another node).
+  HlsFile make_file(bool segment, Blob body) const;
 
   /// Removes files of streams whose publisher left more than cleanup_grace_secs ago and
   /// forgets segmenters no Source uses any more. Call every second.

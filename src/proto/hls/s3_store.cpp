@@ -1,9 +1,5 @@
 #include "proto/hls/s3_store.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -22,6 +18,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "base/log.hpp"
+#include "net/digest.hpp"
 
 namespace castmesh::hls {
 
@@ -33,25 +30,10 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
+using net::hmac_sha256;
+using net::sha256_hex;
 
-std::string hex(const unsigned char* p, size_t n) {
-  std::string s;
-  s.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    s += kHex[p[i] >> 4];
-    s += kHex[p[i] & 15];
-  }
-  return s;
-}
-
-std::string hmac(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
+std::string_view as_text(ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
 std::string amz_now() {
   const std::time_t t = std::time(nullptr);
@@ -120,18 +102,13 @@ std::string s3_uri_encode(std::string_view s, bool keep_slash) {
     if (plain) {
       out += static_cast<char>(c);
     } else {
+      static constexpr char kUpperHex[] = "0123456789ABCDEF";
       out += '%';
-      out += static_cast<char>(std::toupper(kHex[c >> 4]));
-      out += static_cast<char>(std::toupper(kHex[c & 15]));
+      out += kUpperHex[c >> 4];
+      out += kUpperHex[c & 15];
     }
   }
   return out;
-}
-
-std::string sha256_hex(ByteView data) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(data.data(), data.size(), d);
-  return hex(d, sizeof d);
 }
 
 std::string sigv4_canonical_request(const SigV4Request& r) {
@@ -151,20 +128,19 @@ std::string sigv4_authorization(const SigV4Request& r, const std::string& access
   const std::string date = r.amz_date.substr(0, 8);
   const std::string scope = date + "/" + r.region + "/" + r.service + "/aws4_request";
   const std::string canonical = sigv4_canonical_request(r);
-  const std::string to_sign = "AWS4-HMAC-SHA256\n" + r.amz_date + "\n" + scope + "\n" +
-                              sha256_hex(ByteView(reinterpret_cast<const uint8_t*>(canonical.data()), canonical.size()));
-  std::string key = hmac("AWS4" + secret_access_key, date);
-  key = hmac(key, r.region);
-  key = hmac(key, r.service);
-  key = hmac(key, "aws4_request");
-  const std::string sig = hmac(key, to_sign);
+  const std::string to_sign = "AWS4-HMAC-SHA256\n" + r.amz_date + "\n" + scope + "\n" + sha256_hex(canonical);
+  std::string key = hmac_sha256("AWS4" + secret_access_key, date);
+  key = hmac_sha256(key, r.region);
+  key = hmac_sha256(key, r.service);
+  key = hmac_sha256(key, "aws4_request");
+  const std::string sig = hmac_sha256(key, to_sign);
   std::string signed_headers;
   for (const auto& [k, v] : r.headers) {
     if (!signed_headers.empty()) signed_headers += ';';
     signed_headers += k;
   }
   return "AWS4-HMAC-SHA256 Credential=" + access_key_id + "/" + scope + ", SignedHeaders=" + signed_headers +
-         ", Signature=" + hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
+         ", Signature=" + net::to_hex(sig);
 }
 
 // ---- S3Client --------------------------------------------------------------------------------
@@ -186,7 +162,7 @@ Result<S3Client::Response> S3Client::request(std::string_view method, const std:
   sr.method = std::string(method);
   sr.canonical_uri = "/" + s3_uri_encode(cfg_.bucket, false) + (key.empty() ? "" : "/" + s3_uri_encode(key, true));
   sr.canonical_query = query;
-  sr.payload_sha256 = sha256_hex(body);
+  sr.payload_sha256 = sha256_hex(as_text(body));
   sr.amz_date = amz_now();
   sr.region = cfg_.region;
   sr.headers["host"] = ep->host_header;

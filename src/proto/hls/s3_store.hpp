@@ -49,8 +49,6 @@ std::string sigv4_authorization(const SigV4Request& r, const std::string& access
                                 const std::string& secret_access_key);
 /// S3's URI encoding of one path: every byte but A-Z a-z 0-9 - _ . ~ and '/' as %XX.
 std::string s3_uri_encode(std::string_view s, bool keep_slash);
-/// Lower-case hex SHA-256 of `data`.
-std::string sha256_hex(ByteView data);
 
 /// Synchronous S3 client (one connection per request). Thread-safe (no shared state).
 class S3Client {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "net/digest.hpp"
+
 namespace castmesh::hls {
 namespace {
 
@@ -13,7 +15,7 @@ TEST(SigV4, AwsDocumentationGetObjectExample) {
   r.canonical_uri = "/test.txt";
   r.headers["host"] = "examplebucket.s3.amazonaws.com";
   r.headers["range"] = "bytes=0-9";
-  r.payload_sha256 = sha256_hex({});
+  r.payload_sha256 = net::sha256_hex("");
   r.headers["x-amz-content-sha256"] = r.payload_sha256;
   r.headers["x-amz-date"] = "20130524T000000Z";
   r.amz_date = "20130524T000000Z";
@@ -24,7 +26,7 @@ TEST(SigV4, AwsDocumentationGetObjectExample) {
             "x-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
             "x-amz-date:20130524T000000Z\n\nhost;range;x-amz-content-sha256;x-amz-date\n"
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(sha256_hex(ByteView(reinterpret_cast<const uint8_t*>(canonical.data()), canonical.size())),
+  EXPECT_EQ(net::sha256_hex(canonical),
             "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
   EXPECT_EQ(sigv4_authorization(r, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "

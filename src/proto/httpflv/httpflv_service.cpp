@@ -39,12 +39,6 @@ net::StreamHandler HttpFlvService::handler() {
 
 namespace {
 
-asio::awaitable<void> write_plain(tcp::socket& s, unsigned status, std::string_view reason, std::string_view body) {
-  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n\r\n" + std::string(body);
-  co_await asio::async_write(s, asio::buffer(msg), kTuple);
-}
 
 /// State shared between the writer, the socket watcher and wakers posted by the publisher.
 struct PlayerState {
@@ -59,7 +53,7 @@ struct PlayerState {
 asio::awaitable<void> HttpFlvService::serve(tcp::socket& socket, const net::HttpRequest& req) {
   auto key = parse_stream_path(req.path_param);
   if (!key) {
-    co_await write_plain(socket, 400, "Bad Request", R"({"error":"malformed stream name"})");
+    co_await net::write_json_error(socket, 400, "malformed stream name");
     co_return;
   }
   co_await play(socket, req, *key, Proto::httpflv);
@@ -71,9 +65,9 @@ asio::awaitable<void> HttpFlvService::play(tcp::socket& socket, const net::HttpR
   auto sub_r = hub_.subscribe(*key, proto, /*wait_for_publisher=*/false);
   if (!sub_r) {
     if (sub_r.code() == Errc::not_found)
-      co_await write_plain(socket, 404, "Not Found", R"({"error":"stream not found"})");
+      co_await net::write_json_error(socket, 404, "stream not found");
     else
-      co_await write_plain(socket, 503, "Service Unavailable", R"({"error":"unavailable"})");
+      co_await net::write_json_error(socket, 503, "unavailable");
     co_return;
   }
 
